@@ -1,0 +1,219 @@
+"""One typed config per component, each mirrored by a Hydra group under ``conf/``.
+
+Field defaults here are the single source of defaults: the YAML files in ``conf/`` repeat them
+only so that ``--cfg job`` shows users every knob. Validation lives in ``__post_init__`` and
+raises ``ConfigError`` with the full key path, before any actor starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from capo_ray.config.strict import check
+
+
+@dataclass
+class ModelConfig:
+    """The policy (and, frozen, the reference model). ``path`` is an HF folder or a built-in
+    name: ``smollm2`` (SmolLM2-135M-Instruct, converted offline) or ``tiny`` (random, tests)."""
+
+    path: str = "smollm2"
+    dtype: Literal["float32", "bfloat16"] = "float32"  # learner weights; CPU trains in fp32
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "model.path: must name an HF folder or 'smollm2' / 'tiny'")
+
+
+@dataclass
+class RolloutConfig:
+    """The vLLM rollout pool."""
+
+    num_engines: int = 1
+    tensor_parallel_size: int = 1
+    n_samples: int = 4  # responses per prompt (group size G; the paper uses 16)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+    max_model_len: int = 1024
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
+    enforce_eager: bool = True  # CPU: torch.compile reruns at every start (~90 s); GPU: set false
+    gpu_memory_utilization: float = 0.5
+    kv_cache_gib: int = 1  # CPU engines only (VLLM_CPU_KVCACHE_SPACE)
+    sync_bucket_mb: int = 64  # weight-sync bucket size
+
+    def __post_init__(self) -> None:
+        check(self.num_engines >= 1, "rollout.num_engines: must be >= 1")
+        check(self.tensor_parallel_size >= 1, "rollout.tensor_parallel_size: must be >= 1")
+        check(self.n_samples >= 2, "rollout.n_samples: group normalization needs >= 2 responses per prompt")
+        check(self.temperature > 0, "rollout.temperature: must be > 0 (sampling; greedy groups carry no signal)")
+        check(0 < self.top_p <= 1, "rollout.top_p: must be in (0, 1]")
+        check(self.max_new_tokens >= 1, "rollout.max_new_tokens: must be >= 1")
+        check(self.max_model_len > self.max_new_tokens, "rollout.max_model_len: must exceed max_new_tokens")
+        check(0 < self.gpu_memory_utilization <= 1, "rollout.gpu_memory_utilization: must be in (0, 1]")
+        check(self.kv_cache_gib >= 1, "rollout.kv_cache_gib: must be >= 1")
+        check(self.sync_bucket_mb >= 1, "rollout.sync_bucket_mb: must be >= 1")
+
+
+@dataclass
+class CriticConfig:
+    """The GenPRM critic. ``backend``: ``llm`` (the paper: an instruct LLM served by vLLM),
+    ``arith`` (exact checker of ``a op b = c`` steps, same text format), ``none`` (GRPO)."""
+
+    backend: Literal["llm", "arith", "none"] = "arith"
+    k: int = 4  # critiques per response (paper default 4)
+    vote: Literal["intersection", "union", "majority", "average"] = "majority"
+    use_reference_answer: bool = True
+    all_abstain: Literal["outcome", "drop"] = "outcome"  # when every critique fails
+    # llm backend
+    model_path: str = "smollm2"
+    num_engines: int = 1
+    tensor_parallel_size: int = 1
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
+    temperature: float = 0.7
+    max_tokens: int = 256
+    max_model_len: int = 2048
+    enforce_eager: bool = True
+    gpu_memory_utilization: float = 0.5
+    kv_cache_gib: int = 1
+    request_timeout_s: float = 600.0
+    # arith backend: probability of flipping each step's verdict in each critique, to exercise
+    # voting and study critic noise
+    flip_noise: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.k >= 1, "critic.k: must be >= 1")
+        check(0.0 <= self.flip_noise <= 1.0, "critic.flip_noise: must be in [0, 1]")
+        check(self.num_engines >= 1, "critic.num_engines: must be >= 1")
+        check(self.tensor_parallel_size >= 1, "critic.tensor_parallel_size: must be >= 1")
+        check(self.temperature >= 0, "critic.temperature: must be >= 0")
+        check(self.max_tokens >= 1, "critic.max_tokens: must be >= 1")
+        check(self.request_timeout_s > 0, "critic.request_timeout_s: must be > 0")
+        check(self.max_model_len > self.max_tokens, "critic.max_model_len: must exceed max_tokens")
+
+
+@dataclass
+class AlgoConfig:
+    """Credit assignment and the policy update. ``name=grpo`` is the outcome-only baseline
+    through the same code with the critic stage off."""
+
+    name: Literal["capo", "grpo"] = "capo"
+    w_whole: float = 2.0  # outcome credit W_whole (paper default 2)
+    w_process: float = 1.0  # step penalty W_process (paper default 1)
+    scale_std: bool = True  # divide by the group std (uncertain in the paper: an option)
+    eps: float = 1e-6
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    kl_coef: float = 0.001
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum"] = "token_mean"
+    ppo_epochs: int = 1
+    mini_batches: int = 1  # optimizer steps per epoch over the step's batch
+
+    def __post_init__(self) -> None:
+        check(self.w_whole >= 0, "algo.w_whole: must be >= 0")
+        check(self.w_process >= 0, "algo.w_process: must be >= 0")
+        check(0 < self.clip_low < 1 and self.clip_high > 0, "algo.clip_low/clip_high: need 0 < clip_low < 1, clip_high > 0")
+        check(self.kl_coef >= 0, "algo.kl_coef: must be >= 0")
+        check(self.ppo_epochs >= 1 and self.mini_batches >= 1, "algo.ppo_epochs/mini_batches: must be >= 1")
+
+
+@dataclass
+class LearnerConfig:
+    """The DeepSpeed ZeRO policy learner."""
+
+    num_workers: int = 1
+    zero_stage: int = 2
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    micro_batch_size: int = 4  # sequences per forward/backward per rank
+    torch_threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.num_workers >= 1, "learner.num_workers: must be >= 1")
+        check(self.zero_stage in (1, 2, 3), f"learner.zero_stage: {self.zero_stage} is not one of [1, 2, 3]")
+        check(self.lr > 0, "learner.lr: must be > 0")
+        check(self.micro_batch_size >= 1, "learner.micro_batch_size: must be >= 1")
+        check(self.torch_threads >= 1, "learner.torch_threads: must be >= 1")
+
+
+@dataclass
+class DataConfig:
+    """Training problems. ``name``: ``arith`` (built-in generator) or a built-in dataset
+    (``gsm8k_train``, ``math_train``, ...); ``path`` overrides with a local jsonl/parquet."""
+
+    name: str = "arith"
+    path: str | None = None
+    data_dir: str | None = None  # default: $CAPO_DATA_DIR, else ../shared/data
+    verifier: Literal["exact", "math"] = "exact"
+    verify_timeout_s: float = 5.0
+    prompts_per_step: int = 4
+    few_shot: bool = True
+    seed: int = 0
+    # arith generator knobs
+    num_ops: int = 1
+    operand_min: int = 1
+    operand_max: int = 10
+    operators: list[str] = field(default_factory=lambda: ["+", "-", "*"])
+
+    def __post_init__(self) -> None:
+        check(self.prompts_per_step >= 1, "data.prompts_per_step: must be >= 1")
+        check(self.num_ops >= 1, "data.num_ops: must be >= 1")
+        check(self.operand_min <= self.operand_max, "data.operand_min: must be <= operand_max")
+        bad = [op for op in self.operators if op not in ("+", "-", "*")]
+        check(not bad and bool(self.operators), f"data.operators: {bad or 'empty'}; use a subset of ['+', '-', '*']")
+        check(self.verify_timeout_s > 0, "data.verify_timeout_s: must be > 0")
+
+
+@dataclass
+class ClusterConfig:
+    """Where actors run. ``address=null`` starts a local Ray; ``auto`` joins a running cluster.
+    Resources are per actor; placement goes through placement groups (one bundle per actor)."""
+
+    address: str | None = None
+    device: Literal["cpu", "cuda"] = "cpu"
+    num_cpus: int | None = None  # for a local Ray started by us (None: all cores)
+    learner_cpus: float = 1.0
+    learner_gpus: float = 0.0
+    rollout_cpus: float = 0.5
+    rollout_gpus: float = 0.0  # per engine; tensor parallel engines need tp GPUs
+    critic_cpus: float = 0.25
+    critic_gpus: float = 0.0
+    reference_cpus: float = 0.25
+    reference_gpus: float = 0.0
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    startup_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("learner", "rollout", "critic", "reference"):
+            cpus, gpus = getattr(self, f"{name}_cpus"), getattr(self, f"{name}_gpus")
+            check(cpus >= 0 and gpus >= 0, f"cluster.{name}_cpus/{name}_gpus: must be >= 0")
+        if self.device == "cuda":
+            for name in ("learner", "rollout"):
+                check(getattr(self, f"{name}_gpus") > 0, f"cluster.{name}_gpus: device=cuda needs GPUs for the {name}")
+        check(self.startup_timeout_s > 0, "cluster.startup_timeout_s: must be > 0")
+
+
+@dataclass
+class LoggingConfig:
+    wandb: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "capo-ray"
+    progress_bar: bool = True
+    log_samples: int = 2  # responses per step written in full (critiques, votes, penalized tokens)
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 6
+    output_dir: str = "runs"
+    run_name: str | None = None  # default: a timestamp
+    save_every: int = 0  # 0: only at the end
+    resume: bool = True  # resume from the run directory's last checkpoint when present
+    max_step_failures: int = 2  # engine/critic failures tolerated per run before giving up
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 1, "trainer.steps: must be >= 1")
+        check(self.save_every >= 0, "trainer.save_every: must be >= 0")
