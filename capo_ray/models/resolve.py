@@ -1,0 +1,30 @@
+"""Model names in configs: ``smollm2`` and ``tiny`` are built-in (converted into the cache on
+first use); anything else is an HF folder or hub name passed through unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def resolve_model_path(name: str) -> str:
+    if name == "smollm2":
+        from capo_ray.models.smollm2 import smollm2_path
+
+        return str(smollm2_path())
+    if name == "tiny":
+        from capo_ray.models.tiny import tiny_model_path
+
+        return str(tiny_model_path())
+    if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
+        raise FileNotFoundError(f"model folder {name!r} does not exist")
+    return name
+
+
+def load_policy_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(name))
+    if tok.pad_token_id is None:
+        # Padding positions are masked everywhere; any id works, eos is the usual choice.
+        tok.pad_token = tok.eos_token
+    return tok

@@ -1,0 +1,75 @@
+"""Entry point: ``python -m capo_ray.train [hydra overrides]`` (console script ``capo-ray-train``).
+
+Order matters for users: the config is validated first, then the Ray cluster is checked
+against the resource plan, and only then does any actor start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from capo_ray.config import Config, load_config
+from capo_ray.config.compose import CONF_DIR
+
+log = logging.getLogger("capo_ray")
+
+
+def make_run_dir(cfg: Config) -> Path:
+    name = cfg.trainer.run_name or time.strftime(f"{cfg.algo.name}-%Y%m%d-%H%M%S")
+    run_dir = Path(cfg.trainer.output_dir).resolve() / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _setup_logging(run_dir: Path) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger("capo_ray")
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def run(cfg: Config) -> Path:
+    """Train with a validated config; returns the run directory (metrics, report, checkpoints)."""
+    from capo_ray.driver.cluster import start_workers
+    from capo_ray.driver.trainer import Trainer, write_config
+    from capo_ray.models.resolve import load_policy_tokenizer
+
+    run_dir = make_run_dir(cfg)
+    _setup_logging(run_dir)
+    write_config(run_dir, cfg)
+    log.info("run directory: %s", run_dir)
+    tokenizer = load_policy_tokenizer(cfg.model.path)
+    workers = start_workers(cfg)
+    try:
+        history = Trainer(cfg, workers, tokenizer, run_dir).fit()
+    finally:
+        workers.shutdown()
+    log.info("done: %d steps; report at %s", len(history), run_dir / "report.md")
+    return run_dir
+
+
+def _hydra_entry():
+    import hydra
+    from omegaconf import OmegaConf
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
+    def entry(dcfg) -> None:
+        data = OmegaConf.to_container(dcfg, resolve=True)
+        data.pop("hydra", None)
+        run(load_config(data))
+
+    return entry
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _hydra_entry()()
+
+
+if __name__ == "__main__":
+    main()
