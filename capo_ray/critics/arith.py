@@ -133,15 +133,22 @@ def critique_steps(steps: list[str], k: int, flip_noise: float, rng: random.Rand
 
 
 class ArithCritic:
-    """Driver-side backend with the same ``critique`` call as the LLM critic pool."""
+    """Driver-side backend with the same ``critique`` call as the LLM critic pool. It reads
+    the step texts directly (the chat messages are for LLM critics) and costs microseconds,
+    so it runs in the driver process rather than in an actor."""
 
     def __init__(self, k: int, flip_noise: float, seed: int) -> None:
         self.k = k
         self.flip_noise = flip_noise
         self.rng = random.Random(seed)
 
-    def critique(self, steps_per_response: list[list[str]]) -> list[CritiqueResult]:
+    def critique(
+        self, messages: list[list[dict[str, str]]] | None, step_texts: list[list[str]]
+    ) -> list[CritiqueResult]:
         return [
             CritiqueResult(texts=list(critique_steps(steps, self.k, self.flip_noise, self.rng)))
-            for steps in steps_per_response
+            for steps in step_texts
         ]
+
+    def shutdown(self) -> None:
+        pass

@@ -114,7 +114,9 @@ class Trainer:
     # -- stages that need a decision --------------------------------------------------------
     def _prompt_ids(self, problem) -> list[int]:
         messages = prompt_messages(self.cfg.data, problem)
-        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
+        # Render, then encode without extra specials: the template already holds them.
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def _judge(self, rollouts: list[Rollout], steps) -> list[Judgement]:
         if not self.use_critic:

@@ -34,7 +34,7 @@ def test_hand_made_solution_gets_exact_flags():
 def test_flip_noise_rate_matches_the_rate_set():
     steps = [f"Step {i}: {i} + 1 = {i + 1}" for i in range(1, 11)]  # all right
     critic = ArithCritic(k=4, flip_noise=0.2, seed=123)
-    results = critic.critique([steps] * 250)
+    results = critic.critique(None, [steps] * 250)
     flags = sum(len(parse_critique(t, len(steps))) for r in results for t in r.texts)
     total = 250 * 4 * len(steps)
     # 10,000 Bernoulli(0.2) draws: std of the rate is 0.004, so 0.2 +- 0.02 is 5 sigma
@@ -45,7 +45,7 @@ def test_noise_is_voted_away():
     steps = ["1 + 1 = 3", "2 + 2 = 4", "3 + 3 = 6"]
     critic = ArithCritic(k=8, flip_noise=0.1, seed=7)
     agree = 0
-    for result in critic.critique([steps] * 200):
+    for result in critic.critique(None, [steps] * 200):
         weights = vote([parse_critique(t, 3) for t in result.texts], 3, "majority")
         agree += weights == [1.0, 0.0, 0.0]
     assert agree / 200 > 0.9  # a single critique is exact only 0.9^3 = 73% of the time

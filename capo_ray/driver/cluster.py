@@ -1,0 +1,104 @@
+"""Start the run's actors from the typed config and give the trainer one facade over them.
+
+Order (a mistake must surface before anything expensive starts): connect to / start Ray ->
+check the resource plan against the cluster -> placement groups -> learner group, rollout
+engines, reference, critic pool -> weight-sync group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from capo_ray.config import Config
+from capo_ray.driver.placement import ActorPlan, ResourceError, check_fits, plan_resources
+from capo_ray.models.resolve import resolve_model_path
+
+log = logging.getLogger("capo_ray")
+
+
+@dataclass
+class PlacementGroups:
+    by_role: dict[str, Any] = field(default_factory=dict)
+
+    def strategy(self, role: str, index: int) -> Any:
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        return PlacementGroupSchedulingStrategy(
+            placement_group=self.by_role[role], placement_group_bundle_index=index
+        )
+
+    def remove(self) -> None:
+        from ray.util.placement_group import remove_placement_group
+
+        for pg in self.by_role.values():
+            remove_placement_group(pg)
+        self.by_role.clear()
+
+
+def connect_ray(cfg: Config) -> bool:
+    """Join the configured cluster (or the one a `ray job submit` runs us in), else start a
+    local one bound to loopback. Returns True when this call started Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {"TOKENIZERS_PARALLELISM": "false"}
+    address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
+    else:
+        ray.init(
+            num_cpus=cfg.cluster.num_cpus, include_dashboard=False,
+            runtime_env={"env_vars": env}, _node_ip_address="127.0.0.1",
+        )
+    return True
+
+
+def check_cluster(plans: list[ActorPlan]) -> None:
+    """Fail fast, naming what is missing, instead of waiting forever on actors Ray cannot place."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    check_fits(plans, ray.cluster_resources(), nodes)
+
+
+def create_placement_groups(plans: list[ActorPlan], strategy: str, timeout_s: float) -> PlacementGroups:
+    import ray
+    from ray.util.placement_group import placement_group
+
+    groups = PlacementGroups()
+    for plan in plans:
+        groups.by_role[plan.role] = placement_group([plan.bundle] * plan.count, strategy=strategy)
+    try:
+        ray.get([pg.ready() for pg in groups.by_role.values()], timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        groups.remove()
+        raise ResourceError(
+            f"placement groups not ready after {timeout_s:.0f} s (strategy {strategy}); "
+            "the cluster has the resources in total but cannot place the bundles as asked"
+        ) from None
+    return groups
+
+
+def start_workers(cfg: Config):
+    """Everything the trainer drives, started and connected (weights at version 0)."""
+    from capo_ray.driver.workers import Workers
+
+    started = connect_ray(cfg)
+    plans = plan_resources(cfg)
+    groups = None
+    try:
+        check_cluster(plans)
+        groups = create_placement_groups(plans, cfg.cluster.placement_strategy, cfg.cluster.startup_timeout_s)
+        return Workers.start(cfg, resolve_model_path(cfg.model.path), groups, owns_ray=started)
+    except BaseException:
+        if groups is not None:
+            groups.remove()
+        if started:
+            import ray
+
+            ray.shutdown()
+        raise

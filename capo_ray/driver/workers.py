@@ -1,0 +1,233 @@
+"""``Workers``: the trainer's one handle on every actor (learner group, rollout engines,
+reference, critic). Each method is one stage's remote call; the math stays in the core."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from capo_ray.config import Config
+from capo_ray.driver.memory import peak_rss_of_pids
+from capo_ray.records import CritiqueResult, Problem, Rollout, TrainBatch
+
+log = logging.getLogger("capo_ray")
+
+_SEND_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _engine_env(device: str, kv_cache_gib: int) -> dict[str, str]:
+    if device == "cuda":
+        return {}
+    # In-process engine: ~2 s start instead of ~15 s, and the weight-sync extension runs in
+    # the actor's own process (ENVIRONMENT.md).
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib)}
+
+
+class Workers:
+    def __init__(self, cfg: Config, groups: Any, owns_ray: bool) -> None:
+        self.cfg = cfg
+        self.groups = groups
+        self.owns_ray = owns_ray
+        self.learner: Any = None
+        self.engines: list[Any] = []
+        self.reference: Any = None
+        self.critic: Any = None
+        self.sync_session: Any = None
+        self.sync_meta: Any = None
+
+    # -- start-up ---------------------------------------------------------------------------
+    @classmethod
+    def start(cls, cfg: Config, model_path: str, groups: Any, owns_ray: bool) -> "Workers":
+        w = cls(cfg, groups, owns_ray)
+        try:
+            w._start_learner(model_path)
+            w._start_engines(model_path)
+            if cfg.algo.kl_coef > 0:
+                w._start_reference(model_path)
+            w._start_critic()
+            w._connect_sync()
+        except BaseException:
+            w.shutdown()
+            raise
+        return w
+
+    def _start_learner(self, model_path: str) -> None:
+        from capo_ray.workers.learner import LearnerSettings
+        from capo_ray.workers.learner_group import LearnerGroup
+
+        cfg = self.cfg
+        settings = LearnerSettings(
+            model_path=model_path,
+            zero_stage=cfg.learner.zero_stage,
+            precision="bf16" if cfg.model.dtype == "bfloat16" else "fp32",
+            lr=cfg.learner.lr,
+            grad_clip=cfg.learner.grad_clip,
+            micro_batch_size=cfg.learner.micro_batch_size,
+            mini_batch_size=self.mini_batch_size,
+            torch_threads=cfg.learner.torch_threads,
+            device=cfg.cluster.device,
+            weight_decay=cfg.learner.weight_decay,
+            gradient_checkpointing=cfg.model.gradient_checkpointing,
+            temperature=cfg.rollout.temperature,
+            seed=cfg.learner.seed,
+        )
+        self.learner = LearnerGroup(
+            settings,
+            cfg.learner.num_workers,
+            num_cpus_per_worker=cfg.cluster.learner_cpus,
+            num_gpus_per_worker=cfg.cluster.learner_gpus,
+            placement_group=self.groups.by_role["learner"],
+        )
+
+    def _start_engines(self, model_path: str) -> None:
+        import ray
+
+        from capo_ray.workers.rollout import EXTENSION, RolloutWorker
+        from capo_ray.workers.vllm_engine import EngineConfig
+
+        cfg, r = self.cfg, self.cfg.rollout
+        remote = ray.remote(RolloutWorker)
+        for i in range(r.num_engines):
+            engine_cfg = EngineConfig(
+                model=model_path, dtype=r.dtype, seed=self.cfg.seed + i, max_model_len=r.max_model_len,
+                tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
+                gpu_memory_utilization=r.gpu_memory_utilization, cpu_kv_cache_gib=r.kv_cache_gib,
+                worker_extension_cls=EXTENSION,
+            )
+            self.engines.append(
+                remote.options(
+                    num_cpus=cfg.cluster.rollout_cpus,
+                    num_gpus=cfg.cluster.rollout_gpus,
+                    scheduling_strategy=self.groups.strategy("rollout", i),
+                    runtime_env={"env_vars": _engine_env(cfg.cluster.device, r.kv_cache_gib)},
+                ).remote(engine_cfg)
+            )
+        ray.get([e.weight_version.remote() for e in self.engines])  # surface start-up errors here
+
+    def _start_reference(self, model_path: str) -> None:
+        from capo_ray.workers.reference import create_reference_actor
+
+        cfg = self.cfg
+        self.reference = create_reference_actor(
+            model_path, dtype=cfg.model.dtype, torch_threads=cfg.learner.torch_threads,
+            temperature=cfg.rollout.temperature, device=cfg.cluster.device,
+            num_cpus=cfg.cluster.reference_cpus, num_gpus=cfg.cluster.reference_gpus,
+            placement_group=self.groups.by_role["reference"], bundle_index=0,
+        )
+
+    def _start_critic(self) -> None:
+        from capo_ray.critics.factory import make_critic
+
+        if self.cfg.algo.name == "capo":
+            self.critic = make_critic(self.cfg, self.groups)
+
+    def _connect_sync(self) -> None:
+        from capo_ray.workers.distributed import comm_backend, node_ip
+        from capo_ray.workers.rollout import connect_weight_sync
+        from capo_ray.workers.weight_sync import PlanWith, WeightSender
+
+        send_dtype = _SEND_DTYPES.get(self.cfg.rollout.dtype)
+        bucket = self.cfg.rollout.sync_bucket_mb
+        self.sync_session = connect_weight_sync(
+            lambda spec: self.learner.attach_async("weight_sender", WeightSender, spec, bucket, send_dtype),
+            self.engines,
+            host=node_ip(),
+            backend=comm_backend(self.cfg.cluster.device),
+        )
+        self.sync_meta = self.learner.for_each_full_weight(PlanWith())
+
+    # -- stages -----------------------------------------------------------------------------
+    @property
+    def mini_batch_size(self) -> int:
+        return self.cfg.responses_per_step // self.cfg.algo.mini_batches
+
+    def generate(self, prompt_ids: list[list[int]], problems: list[Problem]) -> list[Rollout]:
+        """n samples per prompt, prompts split into contiguous chunks over the engines."""
+        import ray
+
+        r = self.cfg.rollout
+        chunks = _split(list(range(len(prompt_ids))), len(self.engines))
+        refs = [
+            e.generate.remote([prompt_ids[i] for i in idx], r.n_samples, r.temperature, r.top_p, r.max_new_tokens)
+            for e, idx in zip(self.engines, chunks) if idx
+        ]
+        out: list[Rollout] = []
+        for idx, per_prompt in zip([c for c in chunks if c], ray.get(refs)):
+            for i, samples in zip(idx, per_prompt):
+                out += [
+                    Rollout(problems[i], i, prompt_ids[i], s.response_ids, s.response_text,
+                            s.token_offsets, s.logprobs, s.weight_version, s.finish_reason)
+                    for s in samples
+                ]
+        return out
+
+    def critique(self, messages: list[list[dict[str, str]]], step_texts: list[list[str]]) -> list[CritiqueResult]:
+        return self.critic.critique(messages, step_texts)
+
+    def reference_logprobs(self, batch: TrainBatch) -> torch.Tensor:
+        import ray
+
+        return ray.get(
+            self.reference.compute_logprobs.remote(
+                batch.input_ids, batch.attention_mask, self.cfg.learner.micro_batch_size, batch.response_mask
+            )
+        )
+
+    def train(self, batch: TrainBatch) -> dict[str, float]:
+        a = self.cfg.algo
+        return self.learner.train(
+            batch, clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
+            ppo_epochs=a.ppo_epochs, mini_batch_size=self.mini_batch_size,
+            micro_batch_size=self.cfg.learner.micro_batch_size,
+        )
+
+    def sync_weights(self, version: int) -> int:
+        """Push the learner's weights to every engine as ``version``; raises on any failure."""
+        from capo_ray.workers.rollout import sync_weights
+        from capo_ray.workers.weight_sync import SendWith
+
+        sync_weights(
+            lambda: self.learner.for_each_full_weight_async(SendWith(self.sync_meta, version)),
+            self.engines, self.sync_meta, version,
+        )
+        return version
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save_checkpoint(self, path: Path) -> None:
+        self.learner.save_checkpoint(str(path / "learner"), tag="state", client_state={})
+        self.learner.save_hf(str(path / "hf"))  # for capo-ray-eval and for sharing
+
+    def load_checkpoint(self, path: Path) -> None:
+        self.learner.load_checkpoint(str(path / "learner"), tag="state")
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def peak_rss_gib(self) -> float:
+        return peak_rss_of_pids()
+
+    def shutdown(self) -> None:
+        import ray
+
+        if self.learner is not None:
+            self.learner.shutdown()
+        for handle in self.engines + [self.reference]:
+            if handle is not None:
+                ray.kill(handle)
+        if self.critic is not None:
+            self.critic.shutdown()
+        if self.groups is not None:
+            self.groups.remove()
+        if self.owns_ray:
+            ray.shutdown()
+
+
+def _split(items: list[int], parts: int) -> list[list[int]]:
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for p in range(parts):
+        end = start + size + (1 if p < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
