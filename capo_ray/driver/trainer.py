@@ -30,6 +30,7 @@ from capo_ray.driver.samples import pick_samples
 from capo_ray.driver.timer import StageTimer, peak_rss_gib
 from capo_ray.records import Rollout
 from capo_ray.rewards import make_verifier
+from capo_ray.rewards.verdict import Verifier
 
 log = logging.getLogger("capo_ray")
 
@@ -39,13 +40,18 @@ class StaleRolloutError(RuntimeError):
 
 
 class Trainer:
-    def __init__(self, cfg: Config, workers: Any, tokenizer: Any, run_dir: Path) -> None:
+    def __init__(
+        self, cfg: Config, workers: Any, tokenizer: Any, run_dir: Path, verifier: Verifier | None = None
+    ) -> None:
+        """``verifier``: a custom outcome reward (any ``Verifier``) instead of ``data.verifier``."""
         self.cfg = cfg
         self.workers = workers
         self.tokenizer = tokenizer
         self.run_dir = run_dir
         self.source = make_source(cfg.data)
-        self.verifier = make_verifier(cfg.data.verifier, timeout_s=cfg.data.verify_timeout_s, num_workers=1)
+        self.verifier = verifier or make_verifier(
+            cfg.data.verifier, timeout_s=cfg.data.verify_timeout_s, num_workers=1
+        )
         self.logger = RunLogger(run_dir, cfg.logging.wandb, cfg.logging.project, to_dict(cfg))
         self.version = 0  # weight version the engines hold; bumped by every sync
         self.use_critic = cfg.algo.name == "capo"

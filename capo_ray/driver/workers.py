@@ -126,8 +126,8 @@ class Workers:
 
     def _connect_sync(self) -> None:
         from capo_ray.workers.distributed import comm_backend, node_ip
-        from capo_ray.workers.rollout import connect_weight_sync
-        from capo_ray.workers.weight_sync import PlanWith, WeightSender
+        from capo_ray.workers.rollout import PlanWith, connect_weight_sync
+        from capo_ray.workers.weight_sync import WeightSender
 
         send_dtype = _SEND_DTYPES.get(self.cfg.rollout.dtype)
         bucket = self.cfg.rollout.sync_bucket_mb
@@ -186,8 +186,7 @@ class Workers:
 
     def sync_weights(self, version: int) -> int:
         """Push the learner's weights to every engine as ``version``; raises on any failure."""
-        from capo_ray.workers.rollout import sync_weights
-        from capo_ray.workers.weight_sync import SendWith
+        from capo_ray.workers.rollout import SendWith, sync_weights
 
         sync_weights(
             lambda: self.learner.for_each_full_weight_async(SendWith(self.sync_meta, version)),
