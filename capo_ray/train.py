@@ -36,6 +36,7 @@ def _setup_logging(run_dir: Path) -> None:
 def run(cfg: Config) -> Path:
     """Train with a validated config; returns the run directory (metrics, report, checkpoints)."""
     from capo_ray.driver.cluster import start_workers
+    from capo_ray.driver.recovery import is_recoverable
     from capo_ray.driver.trainer import Trainer, write_config
     from capo_ray.models.resolve import load_policy_tokenizer
 
@@ -44,12 +45,24 @@ def run(cfg: Config) -> Path:
     write_config(run_dir, cfg)
     log.info("run directory: %s", run_dir)
     tokenizer = load_policy_tokenizer(cfg.model.path)
-    workers = start_workers(cfg)
-    try:
-        history = Trainer(cfg, workers, tokenizer, run_dir).fit()
-    finally:
-        workers.shutdown()
-    log.info("done: %d steps; report at %s", len(history), run_dir / "report.md")
+    failures = 0
+    while True:
+        workers = start_workers(cfg)
+        try:
+            history = Trainer(cfg, workers, tokenizer, run_dir).fit()
+            break
+        except Exception as err:
+            failures += 1
+            if not is_recoverable(err) or failures > cfg.trainer.max_step_failures:
+                raise
+            log.error(
+                "recovering from failure %d/%d (%s: %s): restarting every actor and resuming "
+                "from the last checkpoint", failures, cfg.trainer.max_step_failures,
+                type(err).__name__, str(err).splitlines()[0] if str(err) else "",
+            )
+        finally:
+            workers.shutdown()
+    log.info("done: %d steps (%d recovered failures); report at %s", len(history), failures, run_dir / "report.md")
     return run_dir
 
 

@@ -66,6 +66,7 @@ class CriticConfig:
     vote: Literal["intersection", "union", "majority", "average"] = "majority"
     use_reference_answer: bool = True
     all_abstain: Literal["outcome", "drop"] = "outcome"  # when every critique fails
+    cache_size: int = 10000  # critiques of identical prompts are reused (0 disables)
     # llm backend
     model_path: str = "smollm2"
     num_engines: int = 1
@@ -85,6 +86,7 @@ class CriticConfig:
 
     def __post_init__(self) -> None:
         check(self.k >= 1, "critic.k: must be >= 1")
+        check(self.cache_size >= 0, "critic.cache_size: must be >= 0")
         check(0.0 <= self.flip_noise <= 1.0, "critic.flip_noise: must be in [0, 1]")
         check(self.num_engines >= 1, "critic.num_engines: must be >= 1")
         check(self.tensor_parallel_size >= 1, "critic.tensor_parallel_size: must be >= 1")

@@ -19,9 +19,10 @@ from capo_ray.config import Config
 from capo_ray.config.strict import to_dict
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
+from capo_ray.critics.cache import CritiqueCache
 from capo_ray.driver import credit_stage as cs
 from capo_ray.driver.checkpoint import latest_checkpoint, save_trainer_state
-from capo_ray.driver.logger import RunLogger, read_metrics
+from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
 from capo_ray.driver.progress import Progress
 from capo_ray.driver.records import Judgement
@@ -55,6 +56,8 @@ class Trainer:
         self.logger = RunLogger(run_dir, cfg.logging.wandb, cfg.logging.project, to_dict(cfg))
         self.version = 0  # weight version the engines hold; bumped by every sync
         self.use_critic = cfg.algo.name == "capo"
+        self.critique_cache = CritiqueCache(cfg.critic.cache_size)
+        self._cache_hits = 0
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
@@ -108,6 +111,7 @@ class Trainer:
         metrics.update(rollout_metrics(rollouts, outcomes))
         metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
         metrics.update(credit_metrics(credits))
+        metrics["critic/cache_hits"] = float(self._cache_hits)
         metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
         metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
         metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.workers.peak_rss_gib())
@@ -132,7 +136,8 @@ class Trainer:
         messages = cs.critique_messages(
             [rollouts[i] for i in todo], [steps[i] for i in todo], self.cfg.critic.use_reference_answer
         )
-        results = self.workers.critique(messages, [steps[i].texts for i in todo])
+        results, hits = self.critique_cache.critique(self.workers, messages, [steps[i].texts for i in todo])
+        self._cache_hits = hits
         per_response = [None] * len(rollouts)
         for i, result in zip(todo, results):
             per_response[i] = result
@@ -160,8 +165,12 @@ class Trainer:
         found = latest_checkpoint(self.run_dir) if self.cfg.trainer.resume else None
         if found is None:
             self.version = 0  # engines load the same initial weights as the learner
+            truncate_metrics(self.run_dir, last_step=-1)
             return 0
         path, state = found
+        # Steps logged after the checkpoint are redone: drop their rows so the log shows the
+        # trajectory the weights actually took.
+        truncate_metrics(self.run_dir, last_step=state["step"])
         log.info("resuming from %s (step %d)", path, state["step"])
         self.workers.load_checkpoint(path)
         # Engines restart with the initial weights: push the checkpoint's weights before

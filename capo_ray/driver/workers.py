@@ -99,6 +99,7 @@ class Workers:
             )
             self.engines.append(
                 remote.options(
+                    name=f"rollout-engine-{i}",  # findable, e.g. by fault-injection tests
                     num_cpus=cfg.cluster.rollout_cpus,
                     num_gpus=cfg.cluster.rollout_gpus,
                     scheduling_strategy=self.groups.strategy("rollout", i),

@@ -1,0 +1,53 @@
+"""A bounded cache of critiques keyed by the exact critique prompt.
+
+Small policies often sample the same response several times in a group (and again in later
+steps); judging it once saves a k-critique request each time. Failed requests are never cached,
+so a transient judge failure is retried the next time the response appears.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+from capo_ray.records import CritiqueResult
+
+
+def _key(messages: list[dict[str, str]]) -> str:
+    return json.dumps(messages, sort_keys=True, ensure_ascii=False)
+
+
+class CritiqueCache:
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, CritiqueResult] = OrderedDict()
+
+    def critique(
+        self, critic: Any, messages: list[list[dict[str, str]]], step_texts: list[list[str]]
+    ) -> tuple[list[CritiqueResult], int]:
+        """Results for every prompt, asking ``critic`` only for prompts not seen before (each
+        distinct prompt once). Returns (results in order, number of prompts served from cache)."""
+        keys = [_key(m) for m in messages]
+        todo: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in self._items and key not in todo:
+                todo[key] = i
+        fresh = critic.critique([messages[i] for i in todo.values()], [step_texts[i] for i in todo.values()])
+        new = dict(zip(todo, fresh))
+        out, hits = [], 0
+        for i, key in enumerate(keys):
+            if key in new and todo[key] == i:
+                out.append(new[key])
+            else:
+                hits += 1
+                cached = new.get(key) or self._items[key]
+                # A repeat costs no judge tokens: report zero cost for it.
+                out.append(CritiqueResult(texts=list(cached.texts), error=cached.error))
+        for key, result in new.items():
+            if result.error is None and all(t is not None for t in result.texts) and self.max_entries > 0:
+                self._items[key] = result
+                self._items.move_to_end(key)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+        return out, hits
