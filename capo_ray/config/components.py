@@ -214,8 +214,18 @@ class TrainerConfig:
     run_name: str | None = None  # default: a timestamp
     save_every: int = 0  # 0: only at the end
     resume: bool = True  # resume from the run directory's last checkpoint when present
-    max_step_failures: int = 2  # engine/critic failures tolerated per run before giving up
+    max_step_failures: int = 2  # actor failures survived per run (restart + resume) before giving up
+    # Held-out evaluation through the rollout engines every N steps (0: off); see capo-ray-eval.
+    eval_every: int = 0
+    eval_benchmarks: list[str] = field(default_factory=lambda: ["math500"])
+    eval_limit: int = 64  # problems per benchmark
+    eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
+    eval_max_new_tokens: int = 512
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "trainer.steps: must be >= 1")
         check(self.save_every >= 0, "trainer.save_every: must be >= 0")
+        check(self.max_step_failures >= 0, "trainer.max_step_failures: must be >= 0")
+        check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
+              "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
+        check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")

@@ -23,6 +23,7 @@ from capo_ray.critics.cache import CritiqueCache
 from capo_ray.driver import credit_stage as cs
 from capo_ray.driver.checkpoint import latest_checkpoint, save_trainer_state
 from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
+from capo_ray.driver.periodic_eval import PeriodicEval
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
 from capo_ray.driver.progress import Progress
 from capo_ray.driver.records import Judgement
@@ -57,6 +58,7 @@ class Trainer:
         self.version = 0  # weight version the engines hold; bumped by every sync
         self.use_critic = cfg.algo.name == "capo"
         self.critique_cache = CritiqueCache(cfg.critic.cache_size)
+        self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
         self._cache_hits = 0
 
     # -- the loop --------------------------------------------------------------------------
@@ -114,6 +116,10 @@ class Trainer:
         metrics["critic/cache_hits"] = float(self._cache_hits)
         metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
         metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
+        if self.evaluator is not None and self.evaluator.due(step):
+            with timer("eval"):
+                metrics.update(self.evaluator.run(step, self.workers.generate_samples))
+            metrics["time/eval"] = timer.seconds["eval"]
         metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.workers.peak_rss_gib())
         if cfg.logging.log_samples:
             self.logger.log_samples(

@@ -145,25 +145,30 @@ class Workers:
     def mini_batch_size(self) -> int:
         return self.cfg.responses_per_step // self.cfg.algo.mini_batches
 
-    def generate(self, prompt_ids: list[list[int]], problems: list[Problem]) -> list[Rollout]:
-        """n samples per prompt, prompts split into contiguous chunks over the engines."""
+    def generate_samples(
+        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int
+    ) -> list[list[Any]]:
+        """``RolloutWorker.generate`` over the pool: prompts split into contiguous chunks over
+        the engines, results back in prompt order (P lists of n RolloutSample)."""
         import ray
 
-        r = self.cfg.rollout
-        chunks = _split(list(range(len(prompt_ids))), len(self.engines))
+        chunks = [c for c in _split(list(range(len(prompt_ids))), len(self.engines)) if c]
         refs = [
-            e.generate.remote([prompt_ids[i] for i in idx], r.n_samples, r.temperature, r.top_p, r.max_new_tokens)
-            for e, idx in zip(self.engines, chunks) if idx
+            e.generate.remote([prompt_ids[i] for i in idx], n, temperature, top_p, max_new_tokens)
+            for e, idx in zip(self.engines, chunks)
         ]
-        out: list[Rollout] = []
-        for idx, per_prompt in zip([c for c in chunks if c], ray.get(refs)):
-            for i, samples in zip(idx, per_prompt):
-                out += [
-                    Rollout(problems[i], i, prompt_ids[i], s.response_ids, s.response_text,
-                            s.token_offsets, s.logprobs, s.weight_version, s.finish_reason)
-                    for s in samples
-                ]
-        return out
+        return [samples for per_chunk in ray.get(refs) for samples in per_chunk]
+
+    def generate(self, prompt_ids: list[list[int]], problems: list[Problem]) -> list[Rollout]:
+        """The step's rollouts: n samples per prompt, grouped by prompt index."""
+        r = self.cfg.rollout
+        per_prompt = self.generate_samples(prompt_ids, r.n_samples, r.temperature, r.top_p, r.max_new_tokens)
+        return [
+            Rollout(problems[i], i, prompt_ids[i], s.response_ids, s.response_text,
+                    s.token_offsets, s.logprobs, s.weight_version, s.finish_reason)
+            for i, samples in enumerate(per_prompt)
+            for s in samples
+        ]
 
     def critique(self, messages: list[list[dict[str, str]]], step_texts: list[list[str]]) -> list[CritiqueResult]:
         return self.critic.critique(messages, step_texts)

@@ -29,7 +29,10 @@ def test_garbage_critic_abstains_and_the_run_continues(tiny_config):
     # abstains, each response falls back to outcome credit, and training goes on.
     cfg = tiny_config("critic=llm", "critic.model_path=tiny", "critic.k=2", "critic.max_tokens=16",
                       "critic.max_model_len=1024", "critic.dtype=float32", "trainer.steps=1",
-                      "cluster.critic_cpus=0.25")
+                      "cluster.critic_cpus=0.25",
+                      # and a held-out eval through the synced engines, which must not disturb the run
+                      "trainer.eval_every=1", "trainer.eval_benchmarks=[gsm8k_test]", "trainer.eval_limit=2",
+                      "trainer.eval_max_new_tokens=8", "data.few_shot=false")
     run_dir = run(cfg)
     (row,) = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert row["critic/responses_judged"] == 4
@@ -40,3 +43,5 @@ def test_garbage_critic_abstains_and_the_run_continues(tiny_config):
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert all(len(s["critiques"]) == 2 for s in samples)
     assert (run_dir / "report.md").exists()
+    assert "eval/gsm8k_test/pass@1" in row and 0.0 <= row["eval/gsm8k_test/pass@1"] <= 1.0
+    assert (run_dir / "eval" / "step_000000" / "results.md").exists()
