@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, Sequence
 
-from capo_ray.critic_eval.calculator import (
+from capo_ray.critics.calculator import (
     NOTE,
     NUMBER,
     Note,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from capo_ray.critic_eval.calculator import strip_notes
+from capo_ray.critics.calculator import strip_notes
 from capo_ray.critic_eval.corruption import ERROR_KINDS, ErrorKind, corrupt
 from capo_ray.data.datasets import DatasetError, read_rows
 

@@ -1,27 +1,23 @@
 """The arith critic end to end on a 40-solution GSM8K step-error benchmark.
 
 What the exact checker can see: GSM8K's ``<<a*b=c>>`` notes are stripped from the steps the
-critic reads (they would give the true value away), so it checks the *visible* equations, with
-its own parser (``capo_ray.critics.arith``). That parser reads plain ``a op b = c``; it misses
-a result written as money (``6 * 7 = $41``: "$" is not a number) or ending a sentence
-(``6 × 9 = 15.``: its ``(?![\\d.])`` guard rejects the period), and it can misread thousands
-separators (``29*200=5,800`` read as ``= 5``) and chains (``4 * 60 / 5 = 4 * 12 = 48``). So:
+critic reads (they would give the true value away), so it checks the *visible* equations.
+It reads them with the same calculator that builds and labels the benchmark
+(``capo_ray.critics.calculator``: money, thousands separators, chains, sentence periods), so:
 
-- on solutions written entirely in plain notation, flip_noise = 0 scores precision = recall = 1
-  and perfect first-error accuracy: it flags exactly the corrupted steps;
-- on the whole benchmark every disagreement with the labels is on a step outside that notation;
+- with flip_noise = 0 it flags exactly the corrupted steps: precision = recall = 1 and perfect
+  first-error accuracy on the whole benchmark;
 - with flip_noise = 0.2, majority over k = 8 critiques beats one critique in F1, and the
   nested first-k sets make union flags grow and intersection flags shrink with k.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from capo_ray.critic_eval.runner import EvalSetup, evaluate_critic, flagged_steps, vote_first_k
+from capo_ray.critic_eval.runner import EvalSetup, evaluate_critic
 from capo_ray.critic_eval.step_errors import build_step_error_benchmark, load_gsm8k_solutions
 from capo_ray.critics.arith import ArithCritic
 
@@ -30,12 +26,6 @@ pytestmark = pytest.mark.skipif(not DATA.is_file(), reason="shared GSM8K data no
 
 RULES = ["intersection", "union", "majority", "average"]
 KS = [1, 2, 4, 8]
-
-
-def plain_notation(step: str) -> bool:
-    """No money signs, no thousands separators, one "=", no result glued to a sentence's period."""
-    glued_period = re.search(r"=\s*\d+(?:\.\d+)?\.(?!\d)", step)
-    return "$" not in step and not re.search(r"\d,\d", step) and step.count("=") <= 1 and not glued_period
 
 
 @pytest.fixture(scope="module")
@@ -49,28 +39,14 @@ def _evaluate(examples, flip_noise: float):
     return evaluate_critic(examples, critic.critique, KS, RULES, setup, batch_size=16)
 
 
-def test_exact_on_plain_notation(benchmark):
-    plain = [e for e in benchmark if all(plain_notation(s) for s in e.steps)]
-    erroneous = sum(e.first_error is not None for e in plain)
-    assert len(plain) >= 15 and erroneous >= 5  # enough of both kinds for the check to mean something
-    result = _evaluate(plain, flip_noise=0.0)
+def test_exact_without_noise(benchmark):
+    erroneous = sum(e.first_error is not None for e in benchmark)
+    assert erroneous >= 10 and len(benchmark) - erroneous >= 10  # both kinds, enough to mean something
+    result = _evaluate(benchmark, flip_noise=0.0)
     for cell in result.cells:  # noise-free critiques agree, so every rule and k scores the same
         s = cell.scores
         assert (s.true_positives, s.false_positives, s.false_negatives) == (erroneous, 0, 0), (cell.rule, cell.k)
         assert (s.step_precision, s.step_recall, s.first_error_f1, s.abstain_rate) == (1.0, 1.0, 1.0, 0.0)
-
-
-def test_every_miss_or_false_alarm_is_outside_plain_notation(benchmark):
-    result = _evaluate(benchmark, flip_noise=0.0)
-    disagreements = []
-    for judged in result.judged:
-        e = judged.example
-        flags = flagged_steps(vote_first_k(judged.verdicts, len(e.steps), 1, "majority"))
-        disagreements += [e.steps[i - 1] for i in flags ^ e.wrong_steps]
-    assert disagreements, "the checker now reads every step: tighten test_exact_on_plain_notation to all"
-    assert not [step for step in disagreements if plain_notation(step)]
-    majority_8 = next(c.scores for c in result.cells if (c.rule, c.k) == ("majority", 8))
-    assert majority_8.step_precision == 1.0 and 0.5 < majority_8.step_recall < 1.0  # it misses, never invents
 
 
 def test_noise_voting_over_eight_critiques_beats_one(benchmark):

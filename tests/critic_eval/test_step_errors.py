@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from capo_ray.critic_eval.calculator import parse_number, visible_equations, wrong_equations
+from capo_ray.critics.calculator import parse_number, visible_equations, wrong_equations
 from capo_ray.critic_eval.step_errors import (
     GoldSolution,
     build_step_error_benchmark,

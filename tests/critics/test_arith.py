@@ -18,7 +18,11 @@ def test_checks_each_equation_exactly():
     assert check_step("The answer is \\boxed{23}.")[0] is None  # nothing to check
     assert check_step("x = 3")[0] is None
     assert check_step("1 / 0 = 5")[0] is None  # unparseable arithmetic is not judged
-    assert check_step("9" * 50 + " + 1 = 2")[0] is None  # absurd literals are skipped, not evaluated
+    assert check_step("9" * 50 + " + 1 = 2")[0] is True  # big ints are exact, no overflow
+    assert check_step("9" * 5000 + " * 2 = 2")[0] is None  # absurd literals are not evaluated
+    assert check_step("Step 3: 4 * 60 / 5 = 4 * 12 = 48.")[0] is False  # chains, sentence period
+    assert check_step("So 29*200 = 5,800 dollars")[0] is False  # thousands commas
+    assert check_step("6 * 7 = $41")[0] is True  # money
 
 
 def test_hand_made_solution_gets_exact_flags():

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from capo_ray.critic_eval.calculator import (
+from capo_ray.critics.calculator import (
     NotArithmetic,
     equation_holds,
     evaluate,

@@ -1,4 +1,8 @@
-"""GSM8K calculator notes and the visible arithmetic around them, read without eval.
+"""Arithmetic in text, read without eval: GSM8K calculator notes and visible equations.
+
+Shared by the ``arith`` critic (checking a policy's steps) and the critic-eval benchmark
+(building and labelling corrupted GSM8K solutions), so both read equations the same way.
+
 
 GSM8K gold solutions annotate each computation as ``48/2 = <<48/2=24>>24``: the note holds the
 expression and its result, the visible text repeats them. This module parses the notes,
@@ -23,8 +27,10 @@ _OPERAND = r"\(*\s*\$?\s*(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?![A-Za-z_])\s*\)*"
 _EXPR = rf"{_OPERAND}(?:\s*[-+*/x×]\s*{_OPERAND})*"
 # A chain must not start or end inside a larger expression the text interrupts ("60g * 4/5",
 # the mixed number "3 1/2", "$350 000"): checking such a fragment would report a false error.
+# A side after "=" may be negative ("3 - 5 = -2"); the first side never starts with a sign,
+# so "10 - 3 = 7" is not misread as "-3 = 7".
 _CHAIN = re.compile(
-    rf"(?<![\w.])(?<![-+*/×])(?<![-+*/×x]\s)(?<!\d\s){_EXPR}(?:\s*=\s*{_EXPR})+(?!\s*\.?\d)"
+    rf"(?<![\w.])(?<![-+*/×])(?<![-+*/×x]\s)(?<!\d\s){_EXPR}(?:\s*=\s*-?\s*{_EXPR})+(?!\s*\.?\d)"
 )
 _TRAILING_EQUATION = re.compile(rf"({_EXPR})\s*=\s*\$?\s*$")
 _HAS_OPERATOR = re.compile(r"\d\s*\)*\s*[-+*/x×]\s*\(*\s*\$?\s*\.?\d")
