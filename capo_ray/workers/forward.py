@@ -1,0 +1,113 @@
+"""Micro-batched forward pass of a causal LM to per-token log probs, aligned like TrainBatch.
+
+Shared by the learner (with gradients, inside a DeepSpeed engine) and the reference worker
+(without). Alignment (``capo_ray.records.TrainBatch``): entry t of the [B, L] result is
+log p(input_ids[:, t] | input_ids[:, < t]); entry 0 has no context and is 0, and so is every
+padding position (attention_mask == 0).
+
+Only the logits that are used are computed: the LM head runs on positions from the earliest
+response token of the micro-batch onwards (HF ``logits_to_keep``). Prompt logits are never
+needed, and for a 49k-128k vocabulary the head plus its [B, L, V] output is a large share of
+the forward cost and the largest activation.
+
+Legend: B rows, L positions, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from capo_ray.core.logprobs import entropy_from_logits, token_logprobs
+from capo_ray.core.shapes import check_2d, check_same_shape
+
+
+def sequence_logprobs(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    micro_batch_size: int,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    response_mask: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Log prob of every token given its prefix, ``micro_batch_size`` rows per forward.
+
+    Gradients flow when the caller has them enabled (the learner); wrap in ``torch.no_grad()``
+    to score only. ``temperature`` divides the logits first, so the log probs are those of the
+    distribution the rollout engine sampled from. ``response_mask`` (optional, [B, L]) says
+    which positions the caller will use; positions before the first one of a micro-batch
+    are returned as 0 without computing their logits. Entropy (nats, same alignment) is a
+    detached metric: no gradient flows through it.
+
+    Shapes: input_ids [B, L] int, attention_mask [B, L] -> [B, L] float
+    (and entropy [B, L] float when ``with_entropy``).
+    """
+    batch, _length = check_2d("input_ids", input_ids)
+    check_same_shape("input_ids", input_ids, attention_mask=attention_mask, response_mask=response_mask)
+    if isinstance(micro_batch_size, bool) or not isinstance(micro_batch_size, int) or micro_batch_size < 1:
+        raise ValueError(f"micro_batch_size must be an integer >= 1, got {micro_batch_size!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    logprobs, entropies = [], []
+    for start in range(0, batch, micro_batch_size):
+        end = min(start + micro_batch_size, batch)
+        used = None if response_mask is None else response_mask[start:end]
+        lp, ent = _micro_logprobs(
+            model, input_ids[start:end], attention_mask[start:end], temperature, with_entropy, used
+        )
+        logprobs.append(lp)
+        entropies.append(ent)
+    out = torch.cat(logprobs) if logprobs else torch.zeros(input_ids.shape, dtype=torch.float32)
+    if not with_entropy:
+        return out
+    return out, (torch.cat(entropies) if entropies else torch.zeros_like(out))
+
+
+def first_scored_position(response_mask: torch.Tensor | None, length: int) -> int:
+    """Earliest position whose log prob is needed (>= 1: position 0 has no prefix)."""
+    if response_mask is None or length < 2:
+        return 1
+    used = response_mask[:, 1:].ne(0).any(dim=0).nonzero()  # [n, 1] columns used by some row
+    return 1 + int(used[0, 0]) if used.numel() else length
+
+
+def _micro_logprobs(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    temperature: float,
+    with_entropy: bool,
+    response_mask: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    rows, length = input_ids.shape
+    if length < 2:  # one-token rows: nothing has a prefix
+        zeros = torch.zeros((rows, length), dtype=torch.float32, device=input_ids.device)
+        return zeros, (zeros.clone() if with_entropy else None)
+    # Even a micro-batch with nothing to score (e.g. padding rows) runs a forward over at
+    # least the last position: under ZeRO-3 every rank must run the same forwards, because
+    # each gathers parameters with collectives, and the learner needs a graph to backward.
+    first = min(first_scored_position(response_mask, length), length - 1)
+    # Positions from the attention mask, not 0..L-1, so left-padded rows are also correct
+    # (for right padding the two agree on every real token).
+    position_ids = (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)  # [b, L]
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        logits_to_keep=length - first + 1,  # logits at positions first-1 .. L-1
+        use_cache=False,
+    )
+    logits = out.logits[:, :-1]  # [b, L-first, V]: position p predicts token p+1
+    if temperature != 1.0:
+        logits = logits / temperature
+    targets = input_ids[:, first:]  # [b, L-first]
+    lp = token_logprobs(logits, targets).float()  # [b, L-first]
+    pad = lp.new_zeros((rows, first))
+    keep = attention_mask.to(lp.dtype)
+    lp = torch.cat([pad, lp], dim=1) * keep  # [b, L]
+    if not with_entropy:
+        return lp, None
+    with torch.no_grad():
+        ent = entropy_from_logits(logits.detach()).float()  # [b, L-first]
+        ent = torch.cat([pad.detach(), ent], dim=1) * keep  # [b, L]
+    return lp, ent

@@ -1,0 +1,94 @@
+"""The frozen reference policy: the initial weights, scored without gradients, for CAPO's KL
+term (arXiv 2508.02298, method step 8: k3 KL to a frozen reference as a loss term).
+
+One plain HF model per actor, no DeepSpeed: it never trains, and for the policies CAPO targets
+(< 10B) one copy fits wherever the learner does. It shares ``sequence_logprobs`` with the
+learner, so before the first update its log probs equal the learner's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from capo_ray.workers.distributed import accelerator_env
+from capo_ray.workers.forward import sequence_logprobs
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class ReferenceWorker:
+    """Frozen copy of the policy at ``model_path``; ``compute_logprobs`` is its only job.
+
+    ``temperature`` must equal the rollout (and learner) temperature so that the KL compares
+    the same distributions. ``dtype`` "bfloat16" halves memory on GPUs; the log probs are still
+    computed in float32 (``core.logprobs`` upcasts half-precision logits).
+    """
+
+    def __init__(
+        self, model_path: str, dtype: str, torch_threads: int, temperature: float, device: str
+    ) -> None:
+        from transformers import AutoModelForCausalLM
+
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not one of {sorted(_DTYPES)}")
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device {device!r} is not one of ['cpu', 'cuda']")
+        # Explicit, because Ray sets OMP_NUM_THREADS from num_cpus (1 for fractional CPUs).
+        torch.set_num_threads(torch_threads)
+        self.temperature = temperature
+        cuda = device == "cuda"
+        self.device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_DTYPES[dtype])
+        model.config.use_cache = False
+        self.model = model.to(self.device).eval().requires_grad_(False)
+
+    def compute_logprobs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        micro_batch_size: int,
+        response_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """[B, L] log probs under the reference weights, TrainBatch alignment, on CPU."""
+        with torch.no_grad():
+            out = sequence_logprobs(
+                self.model,
+                input_ids.to(self.device),
+                attention_mask.to(self.device),
+                micro_batch_size=micro_batch_size,
+                temperature=self.temperature,
+                response_mask=None if response_mask is None else response_mask.to(self.device),
+            )
+        return out.cpu()
+
+
+def create_reference_actor(
+    model_path: str,
+    *,
+    dtype: str,
+    torch_threads: int,
+    temperature: float,
+    device: str,
+    num_cpus: float,
+    num_gpus: float = 0.0,
+    placement_group: Any = None,
+    bundle_index: int | None = None,
+) -> Any:
+    """Start one ``ReferenceWorker`` Ray actor (optionally on a placement-group bundle, e.g.
+    the learner's to colocate them). Call ``actor.compute_logprobs.remote(...)``."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    options: dict[str, Any] = {
+        "num_cpus": num_cpus,
+        "num_gpus": num_gpus,
+        "runtime_env": {"env_vars": accelerator_env(device)},
+    }
+    if placement_group is not None:
+        options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+            placement_group=placement_group, placement_group_bundle_index=bundle_index or 0
+        )
+    remote_cls = ray.remote(ReferenceWorker)
+    return remote_cls.options(**options).remote(model_path, dtype, torch_threads, temperature, device)
