@@ -125,13 +125,15 @@ class AlgoConfig:
 class LearnerConfig:
     """The DeepSpeed ZeRO policy learner."""
 
-    num_workers: int = 1
+    # Two single-thread ranks, measured steadier than one two-thread rank on a busy 2-core box
+    # (bench/learner_step.py): a contended thread stalls the whole rank.
+    num_workers: int = 2
     zero_stage: int = 2
     lr: float = 1e-5
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 4  # sequences per forward/backward per rank
-    torch_threads: int = 2
+    torch_threads: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -178,7 +180,7 @@ class ClusterConfig:
     address: str | None = None
     device: Literal["cpu", "cuda"] = "cpu"
     num_cpus: int | None = None  # for a local Ray started by us (None: all cores)
-    learner_cpus: float = 1.0
+    learner_cpus: float = 0.5
     learner_gpus: float = 0.0
     rollout_cpus: float = 0.5
     rollout_gpus: float = 0.0  # per engine; tensor parallel engines need tp GPUs

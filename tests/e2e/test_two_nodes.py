@@ -20,7 +20,7 @@ def test_two_node_placement_and_training(tiny_config, tmp_path):
     cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     workers = None
     try:
-        cfg = tiny_config(f"cluster.address={cluster.address}", "cluster.learner_cpus=1.0",
+        cfg = tiny_config(f"cluster.address={cluster.address}", "learner.num_workers=1", "cluster.learner_cpus=1.0",
                           "cluster.rollout_cpus=0.5", "cluster.reference_cpus=0.5", "trainer.steps=1")
         workers = start_workers(cfg)
         nodes = {role: {b for b in placement_group_table(pg)["bundles_to_node_id"].values()}
