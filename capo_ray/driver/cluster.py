@@ -48,7 +48,9 @@ def connect_ray(cfg: Config) -> bool:
     env = {"TOKENIZERS_PARALLELISM": "false"}
     address = cfg.cluster.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
+        # No runtime_env here: inside `ray job submit` the job's own runtime_env (set by
+        # launch/submit.sh) applies, and Ray refuses a second one.
+        ray.init(address=address, log_to_driver=True)
     else:
         ray.init(
             num_cpus=cfg.cluster.num_cpus, include_dashboard=False,

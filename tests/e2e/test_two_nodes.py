@@ -16,8 +16,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_node_placement_and_training(tiny_config, tmp_path):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"})
-    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    # Ray's fake cluster must use the machine's own address: given 127.0.0.1 it still advertises
+    # the node IP, and a driver then waits for a GCS that listens elsewhere (Ray 2.60).
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
     workers = None
     try:
         cfg = tiny_config(f"cluster.address={cluster.address}", "learner.num_workers=1", "cluster.learner_cpus=1.0",
