@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from pathlib import Path
 
 from capo_ray.config.strict import to_dict
 from capo_ray.evaluation.config import EvalConfig
+from capo_ray.config.entry import hydra_main
 
 log = logging.getLogger("capo_ray.eval")
 
@@ -100,27 +100,8 @@ def run(cfg: EvalConfig) -> Path:
     return run_dir
 
 
-def _hydra_entry():
-    import hydra
-    from omegaconf import OmegaConf
-
-    from capo_ray.config.compose import CONF_DIR
-    from capo_ray.config.strict import from_dict
-
-    @hydra.main(config_path=str(CONF_DIR), config_name="eval", version_base=None)
-    def entry(dcfg) -> None:
-        data = OmegaConf.to_container(dcfg, resolve=True)
-        data.pop("hydra", None)
-        run(from_dict(EvalConfig, data))
-
-    return entry
-
-
 def main() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # In-process engine core: ~2 s start-up on CPU instead of ~15 s (ENVIRONMENT.md).
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    _hydra_entry()()
+    hydra_main("eval", EvalConfig, run, in_process_engine=True)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,10 @@ against the resource plan, and only then does any actor start.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
-from capo_ray.config import Config, load_config
-from capo_ray.config.compose import CONF_DIR
+from capo_ray.config import Config
 
 log = logging.getLogger("capo_ray")
 
@@ -66,22 +64,10 @@ def run(cfg: Config) -> Path:
     return run_dir
 
 
-def _hydra_entry():
-    import hydra
-    from omegaconf import OmegaConf
-
-    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
-    def entry(dcfg) -> None:
-        data = OmegaConf.to_container(dcfg, resolve=True)
-        data.pop("hydra", None)
-        run(load_config(data))
-
-    return entry
-
-
 def main() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _hydra_entry()()
+    from capo_ray.config.entry import hydra_main
+
+    hydra_main("config", Config, run)
 
 
 if __name__ == "__main__":
