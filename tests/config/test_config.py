@@ -74,3 +74,23 @@ def test_booleans_and_numbers_are_not_coerced_from_strings():
     data["logging"]["progress_bar"] = "yes"
     with pytest.raises(ConfigError, match="logging.progress_bar: expected true/false"):
         load_config(data)
+
+
+@pytest.mark.parametrize("group, size", [("gsm8k_train", 7473), ("math_train", 4500)])
+def test_dataset_groups_load_their_training_sets(group, size):
+    from capo_ray.data.datasets import BUILTIN_DATASETS, resolve_data_dir
+    from capo_ray.data.prompts_for_task import prompt_messages
+    from capo_ray.data.sources import make_source
+
+    try:
+        resolve_data_dir(None)
+    except Exception:
+        pytest.skip("no data directory on this machine")
+    cfg = compose_config([f"data={group}"])
+    assert cfg.data.name == group in BUILTIN_DATASETS and cfg.data.verifier == "math"
+    source = make_source(cfg.data)
+    assert len(source.problems) == size
+    batch = source.batch(3, 4)
+    assert batch == make_source(cfg.data).batch(3, 4)  # reproducible: a resumed run sees the same
+    messages = prompt_messages(cfg.data, batch[0])
+    assert messages[-1]["role"] == "user" and batch[0].question.strip() in messages[-1]["content"]
