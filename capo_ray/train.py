@@ -23,9 +23,14 @@ def make_run_dir(cfg: Config) -> Path:
 
 
 def _setup_logging(run_dir: Path) -> None:
+    """Log to stderr and to this run's train.log, replacing the handlers of an earlier run in
+    the same process (tests, notebooks) so one run's log never collects another's lines."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger("capo_ray")
     root.setLevel(logging.INFO)
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
     for handler in (logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")):
         handler.setFormatter(fmt)
         root.addHandler(handler)
