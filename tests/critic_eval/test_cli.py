@@ -17,11 +17,10 @@ from capo_ray.config.compose import CONF_DIR, compose_dict
 from capo_ray.config.strict import ConfigError, from_dict
 from capo_ray.critic_eval.cli import run
 from capo_ray.critic_eval.config import CriticEvalConfig, JudgeConfig
+from capo_ray.data.datasets import find_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
-needs_data = pytest.mark.skipif(
-    not (REPO / ".." / "shared" / "data" / "gsm8k_test.jsonl").is_file(), reason="shared GSM8K data not present"
-)
+needs_data = pytest.mark.skipif(find_data_dir() is None, reason="shared math datasets not found (set CAPO_DATA_DIR)")
 
 
 def _load(overrides: list[str]) -> CriticEvalConfig:

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from capo_ray.data.datasets import find_data_dir
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(find_data_dir() is None, reason="shared math datasets not found (set CAPO_DATA_DIR)"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = ["gsm8k_test", "math500", "amc23"]
