@@ -25,9 +25,8 @@ class LLMCriticPool:
     def start(cls, cfg: Config, groups: Any) -> "LLMCriticPool":
         import ray
 
-        from capo_ray.driver.workers import _engine_env
         from capo_ray.workers.critic_llm import CriticWorker
-        from capo_ray.workers.vllm_engine import EngineConfig
+        from capo_ray.workers.vllm_engine import EngineConfig, engine_env
 
         c = cfg.critic
         remote = ray.remote(CriticWorker)
@@ -42,7 +41,7 @@ class LLMCriticPool:
             options: dict[str, Any] = {
                 "num_cpus": cfg.cluster.critic_cpus,
                 "num_gpus": cfg.cluster.critic_gpus,
-                "runtime_env": {"env_vars": _engine_env(cfg.cluster.device, c.kv_cache_gib)},
+                "runtime_env": {"env_vars": engine_env(cfg.cluster.device, c.kv_cache_gib)},
             }
             if groups is not None:
                 options["scheduling_strategy"] = groups.strategy("critic", i)

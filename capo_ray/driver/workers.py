@@ -18,14 +18,6 @@ log = logging.getLogger("capo_ray")
 _SEND_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def _engine_env(device: str, kv_cache_gib: int) -> dict[str, str]:
-    if device == "cuda":
-        return {}
-    # In-process engine: ~2 s start instead of ~15 s, and the weight-sync extension runs in
-    # the actor's own process (ENVIRONMENT.md).
-    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib)}
-
-
 class Workers:
     def __init__(self, cfg: Config, groups: Any, owns_ray: bool) -> None:
         self.cfg = cfg
@@ -86,7 +78,7 @@ class Workers:
         import ray
 
         from capo_ray.workers.rollout import EXTENSION, RolloutWorker
-        from capo_ray.workers.vllm_engine import EngineConfig
+        from capo_ray.workers.vllm_engine import EngineConfig, engine_env
 
         cfg, r = self.cfg, self.cfg.rollout
         remote = ray.remote(RolloutWorker)
@@ -103,7 +95,7 @@ class Workers:
                     num_cpus=cfg.cluster.rollout_cpus,
                     num_gpus=cfg.cluster.rollout_gpus,
                     scheduling_strategy=self.groups.strategy("rollout", i),
-                    runtime_env={"env_vars": _engine_env(cfg.cluster.device, r.kv_cache_gib)},
+                    runtime_env={"env_vars": engine_env(cfg.cluster.device, r.kv_cache_gib)},
                 ).remote(engine_cfg)
             )
         ray.get([e.weight_version.remote() for e in self.engines])  # surface start-up errors here
