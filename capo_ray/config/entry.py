@@ -17,7 +17,7 @@ def hydra_main(config_name: str, schema: type, run: Callable[[Any], Any], in_pro
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if in_process_engine:
-        # In-process vLLM engine core: ~2 s start-up on CPU instead of ~15 s (ENVIRONMENT.md).
+        # In-process vLLM engine core: ~2 s start-up on CPU instead of ~15 s (docs/cpu-notes.md).
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
     @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base=None)

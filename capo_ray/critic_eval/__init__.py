@@ -1,5 +1,5 @@
 """Critic evaluation: score a critic (model, k, voting rule) on step-labelled solutions before
-a training run depends on it (CAPO_SPEC, "Critic quality never checked").
+a training run depends on it (docs/algorithm.md, "Critic quality never checked").
 
 Pure parts (plain Python: no ray, vllm or model code):
 - ``calculator``: GSM8K calculator notes and exact arithmetic without eval;

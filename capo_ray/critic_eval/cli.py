@@ -2,7 +2,7 @@
 (config ``conf/critic_eval.yaml``, typed by ``capo_ray.critic_eval.config``).
 
 Scores a GenPRM setup (backend and model, k, voting rule) on the GSM8K step-error benchmark
-before a training run depends on it (CAPO_SPEC, "Critic quality never checked"). Examples:
+before a training run depends on it (docs/algorithm.md, "Critic quality never checked"). Examples:
     capo-ray-critic-eval judge.flip_noise=0.2
     capo-ray-critic-eval judge.backend=llm judge.model_path=/models/Qwen2.5-72B-Instruct \
         judge.tensor_parallel_size=4 judge.enforce_eager=false size=500 ks=[1,2,4,8]
@@ -98,7 +98,7 @@ def _ray_llm(c: CriticConfig, j: JudgeConfig) -> Iterator[CritiqueFn]:
         ray.init(address=j.ray_address, include_dashboard=False)
     handles = []
     try:
-        # In-process engine core: ~2 s start-up on CPU instead of ~15 s (ENVIRONMENT.md).
+        # In-process engine core: ~2 s start-up on CPU instead of ~15 s (docs/cpu-notes.md).
         cpu_env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(c.kv_cache_gib)}
         env = {} if j.engine_gpus > 0 else cpu_env
         remote = ray.remote(CriticWorker).options(

@@ -2,7 +2,7 @@
 then score every (voting rule, k) from the first k of them.
 
 Why one K-critique request serves every k: the K samples of one request (vLLM ``n = K``, the
-trainer's own way of asking, CAPO_SPEC step 4) are independent draws given the prompt, so its
+trainer's own way of asking, docs/algorithm.md, step 4) are independent draws given the prompt, so its
 first k critiques are distributed exactly like a request with ``n = k`` (not bit-identical to
 one: the engine's random stream differs). One run thus prices k = 1, 2, 4, 8 at the cost of
 k = 8, and the rows of a table differ only by k, not by which samples were drawn.

@@ -1,4 +1,4 @@
-"""One dispatch point for critic backends (CAPO_SPEC: the GenPRM is swappable).
+"""One dispatch point for critic backends (docs/algorithm.md: the GenPRM is swappable).
 
 Every backend offers ``critique(messages, step_texts) -> list[CritiqueResult]`` (one result
 per response, K critique texts each, failures as None texts) and ``shutdown()``.

@@ -2,7 +2,7 @@
 
 Pure text: no tokenizer. The rollout worker applies the policy's chat template to
 ``to_chat_dicts(messages)``. The format matters to CAPO twice: the critic numbers the steps
-that blank lines separate (CAPO_SPEC step 3), and the outcome verifier reads the last
+that blank lines separate (docs/algorithm.md, step 3), and the outcome verifier reads the last
 ``\\boxed{}``.
 """
 
@@ -58,7 +58,7 @@ DATASET_TEMPLATES: dict[str, str] = {
 }
 
 # Few-shot demos in the exact format asked for. Small models keep the format only when shown it
-# (ENVIRONMENT.md: SmolLM2 boxes 90-100% of answers with demos like these, rarely without).
+# (docs/cpu-notes.md: SmolLM2 boxes 90-100% of answers with demos like these, rarely without).
 STEP_DEMOS: tuple[tuple[str, str], ...] = (
     ("What is 3 + 4 * 5?", "Step 1: 4 * 5 = 20\n\nStep 2: 3 + 20 = 23\n\nThe answer is \\boxed{23}."),
     (

@@ -68,7 +68,7 @@ def assign_credit(
     w_process: float,
     all_abstain: str,
 ) -> list[Credit]:
-    """R_t = r_v * W_whole - 1[t in wrong step] * W_process * penalty (CAPO_SPEC method step 6).
+    """R_t = r_v * W_whole - 1[t in wrong step] * W_process * penalty (docs/algorithm.md, method step 6).
 
     A response whose critiques all failed keeps its outcome credit (``all_abstain=outcome``)
     or is left out of the update (``drop``); it never silently gets a reward of 0.

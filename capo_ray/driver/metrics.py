@@ -1,6 +1,6 @@
 """Per-step metrics computed from the stage records (pure), so each number has one definition.
 
-Judge cost (CAPO_SPEC, reviewers' "cost" point) is reported every step: critic prompt and
+Judge cost (docs/algorithm.md, reviewers' "cost" point) is reported every step: critic prompt and
 completion tokens, critiques per response, and judge tokens per policy token.
 """
 

@@ -14,7 +14,7 @@ from capo_ray.config.strict import check
 from capo_ray.data.datasets import BUILTIN_DATASETS
 from capo_ray.data.prompts import DATASET_TEMPLATES
 
-# The paper's math benchmarks (CAPO_SPEC: MATH500, AIME24, AMC23, Minerva, OlympiadBench).
+# The paper's math benchmarks (docs/algorithm.md: MATH500, AIME24, AMC23, Minerva, OlympiadBench).
 PAPER_BENCHMARKS = ["math500", "aime24", "amc23", "minerva_math", "olympiadbench"]
 
 

@@ -8,7 +8,7 @@ Two decoding modes, each optional:
 
 Verdict statuses (``capo_ray.rewards.verdict.Status``) are kept per sample and counted per
 benchmark: a check that timed out or crashed is not correct, and it is always reported next to
-the score it lowered (CAPO_SPEC: a failed check must be visible).
+the score it lowered (docs/algorithm.md: a failed check must be visible).
 """
 
 from __future__ import annotations

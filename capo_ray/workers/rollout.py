@@ -4,7 +4,7 @@
 ``ray.remote(num_cpus=1)(RolloutWorker).options(scheduling_strategy=<placement group bundle>,
 runtime_env={"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", ...}}).remote(cfg)``.
 Every sample is tagged with the weight version the engine held when it sampled, and an engine
-whose weights a failed sync left mixed refuses to generate (CAPO_SPEC: never silently generate
+whose weights a failed sync left mixed refuses to generate (docs/algorithm.md: never silently generate
 with stale weights).
 """
 

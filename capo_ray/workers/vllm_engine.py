@@ -39,7 +39,7 @@ class EngineConfig:
 
     model: str  # HF folder (config.json + safetensors + tokenizer)
     dtype: str  # "float32" | "bfloat16" | "float16" | "auto"
-    seed: int  # engine-level seed; per-request seeds crash the CPU engine (ENVIRONMENT.md)
+    seed: int  # engine-level seed; per-request seeds crash the CPU engine (docs/cpu-notes.md)
     max_model_len: int  # prompt + response tokens
     tensor_parallel_size: int = 1
     enforce_eager: bool = True  # no torch.compile: CPU start-up 90 s -> 2 s
@@ -96,7 +96,7 @@ def engine_env(device: str, kv_cache_gib: float) -> dict[str, str]:
     if device == "cuda":
         return {}
     # In-process engine: ~2 s start instead of ~15 s, and the weight-sync extension runs in
-    # the actor's own process (ENVIRONMENT.md).
+    # the actor's own process (docs/cpu-notes.md).
     return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(int(kv_cache_gib))}
 
 

@@ -1,4 +1,4 @@
-"""The core must stay importable without the distributed stack (STYLE.md, "A pure core")."""
+"""The core must stay importable without the distributed stack (docs/architecture.md, "A pure core")."""
 
 import json
 import subprocess

@@ -1,5 +1,5 @@
 """End to end: ``python -m capo_ray.critic_eval`` with an LLM judge on CPU (vLLM), 3 solutions,
-k up to 2. SmolLM2 judges at chance and rarely writes a verdict in few tokens (ENVIRONMENT.md),
+k up to 2. SmolLM2 judges at chance and rarely writes a verdict in few tokens (docs/cpu-notes.md),
 so this checks the mechanics, not the scores: files written, every critique counted as readable,
 unparseable or failed, abstentions consistent with them, judge tokens measured.
 

@@ -166,7 +166,7 @@ def test_a_critic_with_the_wrong_k_or_count_is_refused():
 
 
 def test_runner_and_report_import_no_distributed_stack():
-    # Fresh interpreter: this process may hold ray etc. from other tests (STYLE.md, a pure core).
+    # Fresh interpreter: this process may hold ray etc. from other tests (docs/architecture.md, a pure core).
     probe = (
         "import json, sys\nimport capo_ray.critic_eval.runner, capo_ray.critic_eval.report, capo_ray.critic_eval.config\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
