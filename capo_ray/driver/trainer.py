@@ -21,6 +21,7 @@ from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
 from capo_ray.critics.cache import CritiqueCache
 from capo_ray.driver import credit_stage as cs
+from capo_ray.driver.console import CONSOLE, console
 from capo_ray.driver.checkpoint import (
     capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
 )
@@ -68,7 +69,7 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         start = self._resume()
         total = self.cfg.trainer.steps
-        progress = Progress(total, start, enabled=self.cfg.logging.progress_bar)
+        progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
         try:
             for step in range(start, total):
                 metrics = self.train_step(step)
@@ -187,7 +188,7 @@ class Trainer:
         # Steps logged after the checkpoint are redone: drop their rows so the log shows the
         # trajectory the weights actually took.
         truncate_metrics(self.run_dir, last_step=state["step"])
-        log.info("resuming from %s (step %d)", path, state["step"])
+        log.info("resuming from %s (step %d)", path, state["step"], extra=CONSOLE)
         self.workers.load_checkpoint(path)
         # Engines restart with the initial weights: push the checkpoint's weights before
         # generating, so no rollout after a resume is made with stale weights.

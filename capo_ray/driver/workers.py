@@ -33,14 +33,21 @@ class Workers:
     # -- start-up ---------------------------------------------------------------------------
     @classmethod
     def start(cls, cfg: Config, model_path: str, groups: Any, owns_ray: bool) -> "Workers":
+        from capo_ray.driver.console import console
+
         w = cls(cfg, groups, owns_ray)
         try:
-            w._start_learner(model_path)
-            w._start_engines(model_path)
+            with console.stage(f"learner ({cfg.learner.num_workers} rank(s))"):
+                w._start_learner(model_path)
+            with console.stage(f"rollout engines ({cfg.rollout.num_engines})"):
+                w._start_engines(model_path)
             if cfg.algo.kl_coef > 0:
-                w._start_reference(model_path)
-            w._start_critic()
-            w._connect_sync()
+                with console.stage("reference model"):
+                    w._start_reference(model_path)
+            with console.stage(f"critic ({cfg.critic.backend if cfg.algo.name == 'capo' else 'none'})"):
+                w._start_critic()
+            with console.stage("weight-sync group"):
+                w._connect_sync()
         except BaseException:
             w.shutdown()
             raise
