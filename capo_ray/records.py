@@ -58,6 +58,7 @@ class CritiqueResult:
     completion_tokens: int = 0
     error: str | None = None  # set when the whole request failed
     seconds: float = 0.0
+    cached: bool = False  # served from the critique cache: a repeat that cost no judge tokens
 
 
 @dataclass

@@ -59,7 +59,6 @@ class Trainer:
         self.use_critic = cfg.algo.name == "capo"
         self.critique_cache = CritiqueCache(cfg.critic.cache_size)
         self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
-        self._cache_hits = 0
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
@@ -113,7 +112,6 @@ class Trainer:
         metrics.update(rollout_metrics(rollouts, outcomes))
         metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
         metrics.update(credit_metrics(credits))
-        metrics["critic/cache_hits"] = float(self._cache_hits)
         metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
         metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
         if self.evaluator is not None and self.evaluator.due(step):
@@ -142,8 +140,8 @@ class Trainer:
         messages = cs.critique_messages(
             [rollouts[i] for i in todo], [steps[i] for i in todo], self.cfg.critic.use_reference_answer
         )
-        results, hits = self.critique_cache.critique(self.workers, messages, [steps[i].texts for i in todo])
-        self._cache_hits = hits
+        # Repeats come back marked ``cached``: critic_metrics counts the hits from them.
+        results = self.critique_cache.critique(self.workers, messages, [steps[i].texts for i in todo])
         per_response = [None] * len(rollouts)
         for i, result in zip(todo, results):
             per_response[i] = result
