@@ -9,7 +9,7 @@ cheaply (Ray pickles them) and the pure core can be tested without any actor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -74,7 +74,6 @@ class TrainBatch:
     advantages: torch.Tensor  # [B, L] float
     old_logprobs: torch.Tensor  # [B, L] float, behaviour logprobs (used when ppo_epochs > 1)
     ref_logprobs: torch.Tensor | None = None  # [B, L] float; None when the KL term is off
-    meta: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         shape = self.input_ids.shape
@@ -100,5 +99,4 @@ class TrainBatch:
             advantages=self.advantages[start:end],
             old_logprobs=self.old_logprobs[start:end],
             ref_logprobs=ref,
-            meta=dict(self.meta),
         )
