@@ -207,6 +207,9 @@ class LoggingConfig:
     project: str = "capo-ray"
     progress_bar: bool = True
     log_samples: int = 2  # responses per step written in full (critiques, votes, penalized tokens)
+    # false: the terminal shows start-up stages, progress and step summaries, warnings; engine,
+    # Ray and library output goes to RUN_DIR/logs/output.log. true: everything on the terminal.
+    verbose: bool = False
 
 
 @dataclass
