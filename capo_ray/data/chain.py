@@ -2,7 +2,7 @@
 
 Why: in the one-operation ``arith`` task a response has one reasoning step, so CAPO's
 step-level credit is just the outcome credit again. Here every step consumes the previous
-step's result ("Start with 7. Apply in order: + 5, * 3, - 4."), so a response has several
+step's result ("Start with 7. Apply in order: 1) + 5, 2) * 3, 3) - 4."), so a response has several
 checkable steps and a slip in the middle is visible to a step critic but, when a later step
 repairs it, not to an outcome reward. Solutions use the ``Step N: a op b = c`` lines the
 ``arith`` critic checks, then ``The answer is \\boxed{c}``.
@@ -63,7 +63,9 @@ class Chain:
 
     @property
     def question(self) -> str:
-        steps = ", ".join(f"{op} {b}" for op, b in self.ops)
+        # Numbered operations: step N of a solution finds its operation by the label "N)"
+        # instead of by counting commas, which small models learn far more easily.
+        steps = ", ".join(f"{i}) {op} {b}" for i, (op, b) in enumerate(self.ops, start=1))
         return f"Start with {self.start}. Apply in order: {steps}."
 
     def values(self) -> list[int]:

@@ -22,7 +22,7 @@ from capo_ray.rewards.exact import exact_verdict
 
 def test_hand_checked_chain_and_its_solution():
     chain = Chain(7, (("+", 5), ("*", 3), ("-", 4)))
-    assert chain.question == "Start with 7. Apply in order: + 5, * 3, - 4."
+    assert chain.question == "Start with 7. Apply in order: 1) + 5, 2) * 3, 3) - 4."
     assert chain.values() == [12, 36, 32] and chain.answer == 32
     sol = solution_text(chain)
     assert sol.text == "Step 1: 7 + 5 = 12\nStep 2: 12 * 3 = 36\nStep 3: 36 - 4 = 32\nThe answer is \\boxed{32}."
