@@ -162,9 +162,18 @@ class DataConfig:
     operand_min: int = 1
     operand_max: int = 10
     operators: list[str] = field(default_factory=lambda: ["+", "-", "*"])
+    # chain generator knobs (data=chain; it shares operand_min/operand_max/operators with arith):
+    # each problem has min_ops..max_ops dependent operations, every value stays in [0, max_value]
+    min_ops: int = 3
+    max_ops: int = 6
+    max_value: int = 99
 
     def __post_init__(self) -> None:
         check(self.prompts_per_step >= 1, "data.prompts_per_step: must be >= 1")
+        if self.name == "chain":
+            check(1 <= self.min_ops <= self.max_ops, "data.min_ops/max_ops: need 1 <= min_ops <= max_ops")
+            check(self.operand_min >= 0, "data.operand_min: must be >= 0 for data=chain")
+            check(self.max_value >= 2 * max(self.operand_max, 1), "data.max_value: must be >= 2 * data.operand_max")
         check(self.num_ops >= 1, "data.num_ops: must be >= 1")
         check(self.operand_min <= self.operand_max, "data.operand_min: must be <= operand_max")
         bad = [op for op in self.operators if op not in ("+", "-", "*")]
