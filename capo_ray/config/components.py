@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from capo_ray.config.judge_service import HybridConfig, OpenAIJudgeConfig
+from capo_ray.config.judge_service import HybridConfig, OpenAIJudgeConfig, check_prompt_template
 from capo_ray.config.strict import check
 
 
@@ -99,6 +99,7 @@ class CriticConfig:
     def __post_init__(self) -> None:
         check(self.k >= 1, "critic.k: must be >= 1")
         check(self.token_budget >= 0, "critic.token_budget: must be >= 0 (0: no limit)")
+        check_prompt_template(self.prompt_template, "critic.prompt_template")
         check(self.cache_size >= 0, "critic.cache_size: must be >= 0")
         check(0.0 <= self.flip_noise <= 1.0, "critic.flip_noise: must be in [0, 1]")
         check(self.num_engines >= 1, "critic.num_engines: must be >= 1")

@@ -10,7 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from capo_ray.config.strict import check
+from capo_ray.config.strict import ConfigError, check
+
+
+def check_prompt_template(path: str | None, key: str) -> None:
+    """Load the template once at config time, so a bad file fails before any actor starts."""
+    if path is None:
+        return
+    from capo_ray.critics.prompt_template import PromptTemplate
+
+    try:
+        PromptTemplate.load(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{key}: {err}") from None
 
 
 @dataclass
