@@ -66,6 +66,7 @@ class CritiqueResult:
     # not classify its failures leaves it empty.
     failures: dict[str, int] = field(default_factory=dict)
     retries: int = 0  # requests re-sent after a retryable failure
+    cached: bool = False  # served from the critique cache: a repeat that cost no judge tokens
 
 
 @dataclass
@@ -81,7 +82,6 @@ class TrainBatch:
     advantages: torch.Tensor  # [B, L] float
     old_logprobs: torch.Tensor  # [B, L] float, behaviour logprobs (used when ppo_epochs > 1)
     ref_logprobs: torch.Tensor | None = None  # [B, L] float; None when the KL term is off
-    meta: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         shape = self.input_ids.shape
@@ -107,5 +107,4 @@ class TrainBatch:
             advantages=self.advantages[start:end],
             old_logprobs=self.old_logprobs[start:end],
             ref_logprobs=ref,
-            meta=dict(self.meta),
         )

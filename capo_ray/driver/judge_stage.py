@@ -49,12 +49,12 @@ class JudgeStage:
         chosen = select_for_judging(candidates, [o.correct for o in outcomes], [r.group for r in rollouts],
                                     costs, keys, c.critique_on, c.token_budget)  # fmt: skip
         todo = chosen.judged
-        results, hits = self.cache.critique(critic, [messages[i] for i in todo], [steps[i].texts for i in todo])
+        results = self.cache.critique(critic, [messages[i] for i in todo], [steps[i].texts for i in todo])
         per_response: list[Any] = [None] * len(rollouts)
         for i, result in zip(todo, results):
             per_response[i] = result
         metrics = {
-            "critic/cache_hits": float(hits),
+            # of critic/cache_hits (critic_metrics), the repeats of a response in this same step
             "critic/repeats_in_step": float(len(todo) - len({keys[i] for i in todo})),
             "critic/skipped_no_steps": float(len(rollouts) - len(candidates)),
             "critic/skipped_by_filter": float(chosen.skipped_by_filter),
