@@ -54,6 +54,7 @@ class FakeActors:
         self.saved: list[Path] = []
         self.loaded: list[Path] = []
         self.batches: list[TrainBatch] = []
+        self.critic = self  # the Trainer checkpoints the critic's state when it keeps one
 
     def _enter(self, method: str) -> None:
         index = self.calls.get(method, 0)
@@ -63,7 +64,7 @@ class FakeActors:
             raise fault
 
     # -- the stages the Trainer calls -----------------------------------------------------------
-    def generate(self, prompt_ids: list[list[int]], problems: list[Problem]) -> list[Rollout]:
+    def generate(self, prompt_ids: list[list[int]], problems: list[Problem], seed: int | None = None) -> list[Rollout]:
         self._enter("generate")
         self.generated_versions.append(self.engine_version)
         out = []

@@ -33,7 +33,10 @@ def test_save_cadence(config, trainer, steps, save_every, expected):
     assert saved_steps(actors) == expected
     # The trainer's state is written beside the learner's, last, with the version the engines hold.
     for path, step in zip(actors.saved, expected):
-        assert json.loads((path / STATE_FILE).read_text()) == {"step": step, "weight_version": step + 1}
+        state = json.loads((path / STATE_FILE).read_text())
+        assert {k: state[k] for k in ("step", "weight_version", "next_batch")} == {
+            "step": step, "weight_version": step + 1, "next_batch": step + 1
+        }
 
 
 def test_resume_redoes_the_steps_after_the_checkpoint_and_drops_their_rows(config, trainer, tmp_path):
