@@ -10,18 +10,44 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Sequence
 
-from capo_ray.rewards.extract import canonical, extract_answer, extract_reference
+from collections import Counter
+
+from capo_ray.rewards.extract import (
+    canonical,
+    clean_answer,
+    extract_answer,
+    extract_reference,
+    reference_parts,
+    top_level_parts,
+)
 from capo_ray.rewards.numeric import as_base_number, as_number
 from capo_ray.rewards.verdict import Verdict, check_lengths
 
 
+def _part_key(part: str) -> tuple[str, str]:
+    value = as_number(part)
+    return ("number", str(value)) if value is not None else ("text", canonical(part))
+
+
+def same_parts(answer: str, gold: str) -> bool | None:
+    """For multi-part answers ("1, -2"): the same parts in any order, each compared as a number
+    when it is one, else by spelling. None when either side is a single part."""
+    answer_parts, gold_parts = top_level_parts(clean_answer(answer)), top_level_parts(clean_answer(gold))
+    if len(answer_parts) < 2 or len(gold_parts) < 2:
+        return None
+    return Counter(map(_part_key, answer_parts)) == Counter(map(_part_key, gold_parts))
+
+
 def exact_verdict(response: str, reference: str) -> Verdict:
-    answer = extract_answer(response)
+    gold = extract_reference(reference)
+    answer = extract_answer(response, parts=reference_parts(gold))
     if answer is None or not canonical(answer):
         return Verdict(False, "no_answer", answer)
-    gold = extract_reference(reference)
     if gold is None or not canonical(gold):
         return Verdict(False, "error", answer)
+    parts = same_parts(answer, gold)
+    if parts is not None:
+        return Verdict(parts, "ok", answer)
     answer_value, gold_value = as_number(answer), as_number(gold)
     if answer_value is not None and gold_value is not None:
         return Verdict(answer_value == gold_value, "ok", answer)

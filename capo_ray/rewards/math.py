@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Sequence
 
-from capo_ray.rewards.extract import canonical, clean_answer, extract_answer, extract_reference
+from capo_ray.rewards.extract import canonical, clean_answer, extract_answer, extract_reference, reference_parts
 from capo_ray.rewards.numeric import as_base_number, compare_numbers
 from capo_ray.rewards.pool import DeadlinePool, TaskOutcome
 from capo_ray.rewards.verdict import Verdict, check_lengths
@@ -43,10 +43,10 @@ class PendingCheck:
 
 def triage(response: str, reference: str) -> Verdict | PendingCheck:
     """Decide a pair without math-verify when that is safe, else say what to check."""
-    answer = extract_answer(response)
+    gold = extract_reference(reference)
+    answer = extract_answer(response, parts=reference_parts(gold))
     if answer is None or not clean_answer(answer):
         return Verdict(False, "no_answer", answer)
-    gold = extract_reference(reference)
     if gold is None or not clean_answer(gold):
         return Verdict(False, "error", answer)
     if canonical(answer) == canonical(gold):
