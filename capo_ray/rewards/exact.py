@@ -12,15 +12,8 @@ from typing import Sequence
 
 from collections import Counter
 
-from capo_ray.rewards.extract import (
-    canonical,
-    clean_answer,
-    extract_answer,
-    extract_reference,
-    reference_parts,
-    top_level_parts,
-)
-from capo_ray.rewards.numeric import as_base_number, as_number
+from capo_ray.rewards.extract import canonical, clean_answer, extract_pair, top_level_parts
+from capo_ray.rewards.numeric import as_number, compare_base_numbers
 from capo_ray.rewards.verdict import Verdict, check_lengths
 
 
@@ -39,22 +32,19 @@ def same_parts(answer: str, gold: str) -> bool | None:
 
 
 def exact_verdict(response: str, reference: str) -> Verdict:
-    gold = extract_reference(reference)
-    answer = extract_answer(response, parts=reference_parts(gold))
-    if answer is None or not canonical(answer):
-        return Verdict(False, "no_answer", answer)
-    if gold is None or not canonical(gold):
-        return Verdict(False, "error", answer)
-    parts = same_parts(answer, gold)
-    if parts is not None:
-        return Verdict(parts, "ok", answer)
-    answer_value, gold_value = as_number(answer), as_number(gold)
-    if answer_value is not None and gold_value is not None:
-        return Verdict(answer_value == gold_value, "ok", answer)
-    answer_base, gold_base = as_base_number(answer), as_base_number(gold)
-    if answer_base is not None and gold_base is not None:
-        return Verdict(answer_base == gold_base, "ok", answer)
+    pair = extract_pair(response, reference)
+    if isinstance(pair, Verdict):
+        return pair
+    answer, gold = pair
+    for same in (same_parts(answer, gold), _same_number(answer, gold), compare_base_numbers(answer, gold)):
+        if same is not None:
+            return Verdict(same, "ok", answer)
     return Verdict(canonical(answer) == canonical(gold), "ok", answer)
+
+
+def _same_number(answer: str, gold: str) -> bool | None:
+    answer_value, gold_value = as_number(answer), as_number(gold)
+    return None if answer_value is None or gold_value is None else answer_value == gold_value
 
 
 class ExactMatchVerifier:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 
+from capo_ray.rewards.verdict import Verdict
+
 _BOX_MARKERS = ("\\boxed", "\\fbox", "\\framebox")
 _HASH_ANSWER = re.compile(r"####[ \t]*([^\n]*)")
 # "The answer is 3.5." stops at a period followed by whitespace or the end, not a decimal point.
@@ -177,6 +179,19 @@ def extract_reference(reference: str) -> str | None:
             return answer
     answer = reference.strip()
     return answer or None
+
+
+def extract_pair(response: str, reference: str) -> tuple[str, str] | Verdict:
+    """(answer, reference answer) of a pair, or the Verdict that ends its check early:
+    ``no_answer`` when the response states no answer, ``error`` when the reference holds none.
+    Every verifier starts here, so they all read answers by the same rules."""
+    gold = extract_reference(reference)
+    answer = extract_answer(response, parts=reference_parts(gold))
+    if answer is None or not canonical(answer):
+        return Verdict(False, "no_answer", answer)
+    if gold is None or not canonical(gold):
+        return Verdict(False, "error", answer)
+    return answer, gold
 
 
 def clean_answer(answer: str) -> str:
