@@ -9,7 +9,7 @@ cheaply (Ray pickles them) and the pure core can be tested without any actor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -44,6 +44,10 @@ class Rollout:
     finish_reason: str  # "stop" | "length"
 
 
+# Why a critique failed, as counted in the step metrics (``critic/failed/<cause>``).
+FAILURE_CAUSES = ("timeout", "rate_limited", "http_error", "connection", "unreadable")
+
+
 @dataclass
 class CritiqueResult:
     """K critiques of one response from the GenPRM critic (one request with n = K).
@@ -58,6 +62,10 @@ class CritiqueResult:
     completion_tokens: int = 0
     error: str | None = None  # set when the whole request failed
     seconds: float = 0.0
+    # Failed critiques by cause (FAILURE_CAUSES), for the step metrics; a backend that does
+    # not classify its failures leaves it empty.
+    failures: dict[str, int] = field(default_factory=dict)
+    retries: int = 0  # requests re-sent after a retryable failure
     cached: bool = False  # served from the critique cache: a repeat that cost no judge tokens
 
 

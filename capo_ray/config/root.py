@@ -34,10 +34,10 @@ class Config:
 
     def __post_init__(self) -> None:
         self._check_batch_split()
-        if self.cluster.device == "cuda" and self.critic.backend == "llm":
+        if self.cluster.device == "cuda" and self.critic.uses_engines:
             check(self.cluster.critic_gpus > 0, "cluster.critic_gpus: an llm critic on device=cuda needs GPUs")
         if self.algo.name == "capo":
-            check(self.critic.backend != "none", "algo=capo needs a critic: critic=arith or critic=llm")
+            check(self.critic.backend != "none", "algo=capo needs a critic: critic=arith, llm, openai or hybrid")
         # algo=grpo skips the critic stage whatever critic.* says (see conf/algo/grpo.yaml).
 
     def _check_batch_split(self) -> None:

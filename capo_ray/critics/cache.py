@@ -21,10 +21,19 @@ def _key(messages: list[dict[str, str]]) -> str:
     return json.dumps(messages, sort_keys=True, ensure_ascii=False)
 
 
+def prompt_key(messages: list[dict[str, str]]) -> str:
+    """The identity of a critique prompt: two responses with equal keys are judged once."""
+    return _key(messages)
+
+
 class CritiqueCache:
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._items: OrderedDict[str, CritiqueResult] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        """Whether a prompt (by ``prompt_key``) would be served without asking the critic."""
+        return key in self._items
 
     def critique(
         self, critic: Any, messages: list[list[dict[str, str]]], step_texts: list[list[str]]
@@ -54,3 +63,11 @@ class CritiqueCache:
         while len(self._items) > self.max_entries:
             self._items.popitem(last=False)
         return out
+
+    def state_dict(self) -> list[list]:
+        """The cached critiques, oldest first. A hit skips the critic (and its random draws), so
+        a resumed run needs the same cache to judge the same way as an uninterrupted one."""
+        return [[key, list(r.texts), r.error] for key, r in self._items.items()]
+
+    def load_state_dict(self, items: list[list]) -> None:
+        self._items = OrderedDict((key, CritiqueResult(texts=list(texts), error=error)) for key, texts, error in items)

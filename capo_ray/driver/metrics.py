@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from capo_ray.driver.records import Credit, Judgement, Steps
-from capo_ray.records import Rollout
+from capo_ray.records import FAILURE_CAUSES, Rollout
 from capo_ray.rewards.verdict import Verdict
 
 # Flagged rate per step position: one bucket for each of positions 1..7 and one, named
@@ -61,7 +61,12 @@ def critic_metrics(
         "critic/completion_tokens": float(completion_tok),
         "critic/judge_tokens_per_policy_token": _rate(prompt_tok + completion_tok, policy_tokens),
         "steps/mean_per_response": _rate(sum(len(s.texts) for s in steps), len(steps)),
+        "critic/retries": float(sum(j.critique.retries for j in judged)),
     }
+    # Why critiques failed (openai backend: docs/judge-service.md); every cause is reported,
+    # zeros included, so a dashboard shows a flat line rather than a missing series.
+    for cause in FAILURE_CAUSES:
+        out[f"critic/failed/{cause}"] = float(sum(j.critique.failures.get(cause, 0) for j in judged))
     out["critic/cache_hits"] = float(sum(j.critique.cached for j in judged))
     out.update(flagged_by_position(judged))
     return out
