@@ -105,22 +105,19 @@ def _balanced_braces(text: str, open_pos: int) -> str | None:
     return None
 
 
+def _last_match(pattern: re.Pattern[str], text: str) -> str | None:
+    matches = pattern.findall(text)
+    return (matches[-1].strip() or None) if matches else None
+
+
 def hash_answer(text: str) -> str | None:
     """Text after the last ``####`` (GSM8K's answer marker) on its line, or None."""
-    matches = _HASH_ANSWER.findall(text)
-    if not matches:
-        return None
-    answer = matches[-1].strip()
-    return answer or None
+    return _last_match(_HASH_ANSWER, text)
 
 
 def answer_is(text: str) -> str | None:
     """The answer in the last "the answer is X" sentence, or None."""
-    matches = _ANSWER_IS.findall(text)
-    if not matches:
-        return None
-    answer = matches[-1].strip()
-    return answer or None
+    return _last_match(_ANSWER_IS, text)
 
 
 def without_thinking(response: str) -> str:
