@@ -34,9 +34,7 @@ def test_save_cadence(config, trainer, steps, save_every, expected):
     # The trainer's state is written beside the learner's, last, with the version the engines hold.
     for path, step in zip(actors.saved, expected):
         state = json.loads((path / STATE_FILE).read_text())
-        assert {k: state[k] for k in ("step", "weight_version", "next_batch")} == {
-            "step": step, "weight_version": step + 1, "next_batch": step + 1
-        }
+        assert (state["step"], state["weight_version"], state["next_batch"]) == (step, step + 1, step + 1)
 
 
 def test_resume_redoes_the_steps_after_the_checkpoint_and_drops_their_rows(config, trainer, tmp_path):
@@ -61,6 +59,7 @@ def test_resume_redoes_the_steps_after_the_checkpoint_and_drops_their_rows(confi
     # before the first rollout, and the versions carry on from there.
     assert fresh.synced == [2, 3, 4]
     assert fresh.generated_versions == [2, 3]
+    assert fresh.seeds[0] == actors.seeds[2]  # the redone step samples with the same seed
     assert [row["weight_version"] for row in history] == [1, 2, 3, 4]
 
 
