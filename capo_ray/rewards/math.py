@@ -19,7 +19,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Sequence
+from typing import Sequence
 
 from capo_ray.rewards.extract import canonical, clean_answer, extract_answer, extract_reference
 from capo_ray.rewards.numeric import as_base_number, compare_numbers
@@ -81,7 +81,6 @@ class MathVerifier:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         num_workers: int = 2,
         *,
-        start_method: Literal["forkserver", "spawn"] = "forkserver",
         startup_timeout_s: float = 120.0,
     ) -> None:
         self._pool = DeadlinePool(
@@ -89,7 +88,6 @@ class MathVerifier:
             num_workers,
             timeout_s,
             warmup=_WARMUP,
-            start_method=start_method,
             startup_timeout_s=startup_timeout_s,
         )
 

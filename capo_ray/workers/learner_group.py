@@ -40,7 +40,6 @@ def take_rows(batch: TrainBatch, index: torch.Tensor) -> TrainBatch:
         advantages=batch.advantages[index],
         old_logprobs=batch.old_logprobs[index],
         ref_logprobs=ref,
-        meta=dict(batch.meta),
     )
 
 

@@ -58,6 +58,10 @@ def test_grpo_is_one_override_and_skips_the_critic():
         (["rollout.n_samples=1"], "rollout.n_samples"),
         (["learner.zero_stage=4"], "learner.zero_stage: 4 is not one of"),
         (["learner.num_workers=3"], "divide evenly across learner.num_workers = 3"),
+        # defaults: 4 prompts x 4 samples = 16 responses, 2 ranks, 1 mini-batch -> 8 rows a rank
+        (["learner.micro_batch_size=3"], "learner.micro_batch_size = 3 must divide the 8 rows"),
+        (["algo.mini_batches=3"], "algo.mini_batches = 3 must divide the 8 responses"),
+        (["algo.mini_batches=4", "learner.micro_batch_size=4"], "learner.micro_batch_size = 4 must divide the 2 rows"),
         (["critic=none"], "algo=capo needs a critic"),
         (["data.operators=[/]"], "data.operators"),
         (["cluster.device=cuda"], "cluster.learner_gpus: device=cuda needs GPUs"),
