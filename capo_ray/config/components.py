@@ -255,6 +255,11 @@ class TrainerConfig:
     eval_limit: int = 64  # problems per benchmark
     eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
     eval_max_new_tokens: int = 512
+    # Overlap (docs/judge-service.md): the reference forward runs during the critique requests;
+    # rollout_ahead=1 generates step t+1's rollouts while step t is judged and trained (one
+    # weight version behind; their behaviour log-probs feed the PPO ratio).
+    overlap: bool = True
+    rollout_ahead: int = 0
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "trainer.steps: must be >= 1")
@@ -263,3 +268,4 @@ class TrainerConfig:
         check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
         check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")
+        check(self.rollout_ahead in (0, 1), f"trainer.rollout_ahead: {self.rollout_ahead} is not one of [0, 1]")

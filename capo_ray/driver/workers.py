@@ -186,12 +186,14 @@ class Workers:
             )
         )
 
-    def train(self, batch: TrainBatch) -> dict[str, float]:
+    def train(self, batch: TrainBatch, off_policy: bool = False) -> dict[str, float]:
+        """``off_policy``: the rollouts are older than the weights (trainer.rollout_ahead), so
+        the PPO ratio uses their behaviour log-probs."""
         a = self.cfg.algo
         return self.learner.train(
             batch, clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
             ppo_epochs=a.ppo_epochs, mini_batch_size=self.mini_batch_size,
-            micro_batch_size=self.cfg.learner.micro_batch_size,
+            micro_batch_size=self.cfg.learner.micro_batch_size, off_policy=off_policy,
         )
 
     def sync_weights(self, version: int) -> int:
