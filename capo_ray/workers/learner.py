@@ -295,8 +295,14 @@ class LearnerWorker(RankActor):
             temperature=self.settings.temperature,
             with_entropy=self.settings.log_entropy,
             response_mask=micro.response_mask,
+            share_prefix=self._share_prefix,
         )
         return out if self.settings.log_entropy else (out, None)
+
+    @property
+    def _share_prefix(self) -> bool:
+        # ZeRO-3 needs equal forward counts on all ranks; HF drops the cache under checkpointing.
+        return self.settings.zero_stage != 3 and not self.settings.gradient_checkpointing
 
     def _check_finite(self, loss: torch.Tensor, where: str) -> None:
         # Agreed over all ranks: one rank raising alone would leave the others blocked in
@@ -329,6 +335,7 @@ class LearnerWorker(RankActor):
                 micro_batch_size=micro_batch_size,
                 temperature=self.settings.temperature,
                 response_mask=None if response_mask is None else response_mask.to(self.device),
+                share_prefix=self._share_prefix,
             )
         return out.cpu()
 
