@@ -1,8 +1,8 @@
 """Exact resume: a driver killed with SIGKILL right after its step-1 checkpoint, run again with
 the same command, resumes and produces the same metrics for the later steps as a run that was
-never interrupted (4 steps) — with a noisy arith critic (flip_noise 0.3, union vote), whose random state is in the
-checkpoint. Then the credit inspector turns the uninterrupted run into pages that a real
-headless Chromium renders."""
+never interrupted (4 steps), with a noisy arith critic (flip_noise 0.3, union vote) whose
+random state is in the checkpoint. Then the credit inspector turns the uninterrupted run into
+pages that a real headless Chromium renders."""
 
 import os
 import signal
