@@ -241,6 +241,9 @@ class LoggingConfig:
     # false: the terminal shows start-up stages, progress and step summaries, warnings; engine,
     # Ray and library output goes to RUN_DIR/logs/output.log. true: everything on the terminal.
     verbose: bool = False
+    # PNG plots of the run's curves at the end (linked from report.md); about 1 s a plot on a
+    # 2-core CPU, so tests that only exercise the loop turn them off.
+    plots: bool = True
 
 
 @dataclass

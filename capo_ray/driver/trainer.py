@@ -83,7 +83,10 @@ class Trainer:
             self.logger.close()
             self.verifier.close()
         history = read_metrics(self.run_dir)
-        write_report(self.run_dir, history, f"capo-ray run ({self.cfg.algo.name}, critic={self._critic_name()})")
+        write_report(
+            self.run_dir, history, f"capo-ray run ({self.cfg.algo.name}, critic={self._critic_name()})",
+            plots=self.cfg.logging.plots,
+        )
         return history
 
     def train_step(self, step: int) -> dict[str, Any]:
