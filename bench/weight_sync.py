@@ -65,7 +65,8 @@ def main() -> None:
 
     from capo_ray.models.smollm2 import smollm2_path
     from capo_ray.workers.rollout import RolloutWorker, connect_weight_sync, sync_weights
-    from capo_ray.workers.vllm_engine import EngineConfig
+    from capo_ray.config.engine import EngineSettings
+    from capo_ray.workers.vllm_engine import EngineConfig, engine_env
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     env = {"PYTHONPATH": str(ROOT)}
@@ -73,9 +74,8 @@ def main() -> None:
     try:
         path = str(smollm2_path())
         learner = ray.remote(num_cpus=1)(Learner).remote(path)
-        cfg = EngineConfig(model=path, dtype=args.engine_dtype, seed=0, max_model_len=512, cpu_kv_cache_gib=0.25)
-        engine_env = {**env, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-        engine = ray.remote(num_cpus=1)(RolloutWorker).options(runtime_env={"env_vars": engine_env}).remote(cfg)
+        cfg = EngineConfig(model=path, seed=0, settings=EngineSettings(dtype=args.engine_dtype, max_model_len=512, kv_cache_gib=0.25))
+        engine = ray.remote(num_cpus=1)(RolloutWorker).options(runtime_env={"env_vars": {**env, **engine_env("cpu")}}).remote(cfg)
         ray.get([learner.__ray_ready__.remote(), engine.__ray_ready__.remote()])
         send_dtype = getattr(torch, args.send_dtype) if args.send_dtype else None
         connect_weight_sync(lambda spec: learner.connect.remote(spec, 64.0, send_dtype), [engine], "127.0.0.1", "gloo", 300)

@@ -33,15 +33,13 @@ class LLMCriticPool:
         handles = []
         for i in range(c.num_engines):
             engine_cfg = EngineConfig(
-                model=resolve_model_path(c.model_path), dtype=c.dtype, seed=c.seed + i,
-                max_model_len=c.max_model_len, tensor_parallel_size=c.tensor_parallel_size,
-                enforce_eager=c.enforce_eager, gpu_memory_utilization=c.gpu_memory_utilization,
-                cpu_kv_cache_gib=c.kv_cache_gib,
+                model=resolve_model_path(c.model_path), seed=c.seed + i, settings=c.engine,
+                device=cfg.cluster.device,
             )
             options: dict[str, Any] = {
                 "num_cpus": cfg.cluster.critic_cpus,
                 "num_gpus": cfg.cluster.critic_gpus,
-                "runtime_env": {"env_vars": engine_env(cfg.cluster.device, c.kv_cache_gib)},
+                "runtime_env": {"env_vars": engine_env(cfg.cluster.device)},
             }
             if groups is not None:
                 options["scheduling_strategy"] = groups.strategy("critic", i)

@@ -41,11 +41,11 @@ def plan_resources(cfg: Config) -> list[ActorPlan]:
     if cfg.algo.name == "capo" and cfg.critic.backend == "llm":
         plans.append(ActorPlan("critic", cfg.critic.num_engines, c.critic_cpus, c.critic_gpus))
     if c.device == "cuda":
-        tp = {"rollout": cfg.rollout.tensor_parallel_size, "critic": cfg.critic.tensor_parallel_size}
+        tp = {"rollout": cfg.rollout.engine.tensor_parallel_size, "critic": cfg.critic.engine.tensor_parallel_size}
         for plan in plans:
             if plan.role in tp and plan.gpus != tp[plan.role]:
                 raise ResourceError(
-                    f"cluster.{plan.role}_gpus = {plan.gpus:g} but {plan.role}.tensor_parallel_size = "
+                    f"cluster.{plan.role}_gpus = {plan.gpus:g} but {plan.role}.engine.tensor_parallel_size = "
                     f"{tp[plan.role]}: a GPU engine needs one GPU per tensor-parallel rank"
                 )
     return [p for p in plans if p.count > 0]

@@ -84,9 +84,7 @@ class Workers:
         remote = ray.remote(RolloutWorker)
         for i in range(r.num_engines):
             engine_cfg = EngineConfig(
-                model=model_path, dtype=r.dtype, seed=self.cfg.seed + i, max_model_len=r.max_model_len,
-                tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                gpu_memory_utilization=r.gpu_memory_utilization, cpu_kv_cache_gib=r.kv_cache_gib,
+                model=model_path, seed=cfg.seed + i, settings=r.engine, device=cfg.cluster.device,
                 worker_extension_cls=EXTENSION,
             )
             self.engines.append(
@@ -95,7 +93,7 @@ class Workers:
                     num_cpus=cfg.cluster.rollout_cpus,
                     num_gpus=cfg.cluster.rollout_gpus,
                     scheduling_strategy=self.groups.strategy("rollout", i),
-                    runtime_env={"env_vars": engine_env(cfg.cluster.device, r.kv_cache_gib)},
+                    runtime_env={"env_vars": engine_env(cfg.cluster.device)},
                 ).remote(engine_cfg)
             )
         ray.get([e.weight_version.remote() for e in self.engines])  # surface start-up errors here
@@ -122,7 +120,9 @@ class Workers:
         from capo_ray.workers.rollout import PlanWith, connect_weight_sync
         from capo_ray.workers.weight_sync import WeightSender
 
-        send_dtype = _SEND_DTYPES.get(self.cfg.rollout.dtype)
+        from capo_ray.config.engine import resolve_engine_dtype
+
+        send_dtype = _SEND_DTYPES.get(resolve_engine_dtype(self.cfg.rollout.engine.dtype, self.cfg.cluster.device))
         bucket = self.cfg.rollout.sync_bucket_mb
         self.sync_session = connect_weight_sync(
             lambda spec: self.learner.attach_async("weight_sender", WeightSender, spec, bucket, send_dtype),

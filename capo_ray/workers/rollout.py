@@ -81,7 +81,7 @@ class RolloutWorker:
 
     def num_sync_ranks(self) -> int:
         """How many ranks this engine adds to the sync group (one per vLLM worker)."""
-        return self.cfg.tensor_parallel_size
+        return self.cfg.settings.tensor_parallel_size
 
     def init_sync_group(self, spec: SyncGroupSpec) -> list[int]:
         """Join the sync group; ``spec.rank`` is this engine's rank offset. Blocks until the

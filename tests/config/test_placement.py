@@ -32,4 +32,4 @@ def test_an_actor_must_fit_on_one_node():
 
 def test_tensor_parallel_must_match_engine_gpus():
     with pytest.raises(ResourceError, match="one GPU per tensor-parallel rank"):
-        plan_resources(compose_config(["cluster=gpu_1node", "critic.tensor_parallel_size=8"]))
+        plan_resources(compose_config(["cluster=gpu_1node", "critic.engine.tensor_parallel_size=8"]))

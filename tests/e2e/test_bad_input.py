@@ -34,7 +34,7 @@ def test_garbage_critic_abstains_and_the_run_continues(tiny_config):
     evals = ["trainer.eval_every=1", "trainer.eval_benchmarks=[gsm8k_test]", "trainer.eval_limit=2",
              "trainer.eval_max_new_tokens=8", "data.few_shot=false"] if with_eval else []
     cfg = tiny_config("critic=llm", "critic.model_path=tiny", "critic.k=2", "critic.max_tokens=16",
-                      "critic.max_model_len=1024", "critic.dtype=float32", "trainer.steps=1",
+                      "critic.engine.max_model_len=1024", "critic.engine.dtype=float32", "trainer.steps=1",
                       "cluster.critic_cpus=0.25", *evals)
     run_dir = run(cfg)
     (row,) = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from capo_ray.models.tiny import tiny_model_path
-from capo_ray.workers.vllm_engine import EngineConfig
+from capo_ray.config.engine import EngineSettings
+from capo_ray.workers.vllm_engine import EngineConfig, engine_env
 from capo_ray.workers.weight_sync import ModuleSender, SyncMeta, WeightSyncError, plan_buckets
 
 REPO = str(Path(__file__).resolve().parents[2])
@@ -181,9 +182,9 @@ def cluster():
     try:
         path = str(tiny_model_path())
         learner = ray.remote(num_cpus=0.5)(HFLearner).remote(path)
-        cfg = EngineConfig(model=path, dtype="float32", seed=0, max_model_len=256, cpu_kv_cache_gib=0.25)
-        engine_env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "PYTHONPATH": REPO}
-        engine = ray.remote(num_cpus=1)(RolloutWorker).options(runtime_env={"env_vars": engine_env}).remote(cfg)
+        cfg = EngineConfig(model=path, seed=0, settings=EngineSettings(dtype="float32", max_model_len=256, kv_cache_gib=0.25))
+        env = {**engine_env("cpu"), "PYTHONPATH": REPO}
+        engine = ray.remote(num_cpus=1)(RolloutWorker).options(runtime_env={"env_vars": env}).remote(cfg)
         ray.get([engine.weight_version.remote(), learner.__ray_ready__.remote()])  # built, not timed
         session = connect_weight_sync(
             lambda spec: learner.connect.remote(spec, bucket_mb=1.0), [engine], "127.0.0.1", "gloo", TIMEOUT_S
