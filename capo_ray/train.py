@@ -38,7 +38,7 @@ def _setup_logging(run_dir: Path) -> None:
 
 def run(cfg: Config) -> Path:
     """Train with a validated config; returns the run directory (metrics, report, checkpoints)."""
-    from capo_ray.driver.cluster import start_workers
+    from capo_ray.driver.cluster import start_actors
     from capo_ray.driver.recovery import is_recoverable
     from capo_ray.driver.trainer import Trainer, write_config
     from capo_ray.models.resolve import load_policy_tokenizer
@@ -50,7 +50,7 @@ def run(cfg: Config) -> Path:
     tokenizer = load_policy_tokenizer(cfg.model.path)
     failures = 0
     while True:
-        workers = start_workers(cfg)
+        workers = start_actors(cfg)
         try:
             history = Trainer(cfg, workers, tokenizer, run_dir).fit()
             break

@@ -177,6 +177,9 @@ class ClusterConfig:
     reference_gpus: float = 0.0
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     startup_timeout_s: float = 600.0
+    # Added to every actor's environment, e.g. NCCL_SOCKET_IFNAME / NCCL_IB_HCA /
+    # GLOO_SOCKET_IFNAME on multi-homed nodes (both collectives: learner ZeRO and weight sync).
+    env_vars: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("learner", "rollout", "critic", "reference"):

@@ -45,11 +45,21 @@ class Config:
             f"algo.mini_batches = {self.algo.mini_batches} must divide the {per_rank} responses "
             "each learner rank gets per step",
         )
-        if self.cluster.device == "cuda" and self.critic.backend == "llm":
+        if self.cluster.device == "cuda" and self.uses_critic and self.critic.backend == "llm":
             check(self.cluster.critic_gpus > 0, "cluster.critic_gpus: an llm critic on device=cuda needs GPUs")
-        if self.algo.name == "capo":
+        if self.uses_critic:
             check(self.critic.backend != "none", "algo=capo needs a critic: critic=arith or critic=llm")
-        # algo=grpo skips the critic stage whatever critic.* says (see conf/algo/grpo.yaml).
+
+    @property
+    def uses_critic(self) -> bool:
+        """Whether the critic stage runs: algo=grpo skips it whatever critic.* says (see
+        conf/algo/grpo.yaml). The one place this is decided."""
+        return self.algo.name == "capo"
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether a frozen reference model scores the batch: only the KL term needs it."""
+        return self.algo.kl_coef > 0
 
     @property
     def responses_per_step(self) -> int:

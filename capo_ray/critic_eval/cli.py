@@ -87,6 +87,7 @@ def _inprocess_llm(c: CriticConfig) -> Iterator[CritiqueFn]:
 def _ray_llm(c: CriticConfig, j: JudgeConfig) -> Iterator[CritiqueFn]:
     import ray
 
+    from capo_ray.workers.actor_group import ActorOptions, kill_actors, start_group, wait_ready
     from capo_ray.workers.critic_llm import CriticPool, CriticWorker
     from capo_ray.workers.vllm_engine import engine_env
 
@@ -96,16 +97,13 @@ def _ray_llm(c: CriticConfig, j: JudgeConfig) -> Iterator[CritiqueFn]:
     handles = []
     try:
         device = "cuda" if j.engine_gpus > 0 else "cpu"
-        remote = ray.remote(CriticWorker).options(
-            num_cpus=j.engine_cpus, num_gpus=j.engine_gpus, runtime_env={"env_vars": engine_env(device)}
-        )
-        handles = [remote.remote(_engine_config(c, i, device)) for i in range(c.num_engines)]
-        ray.get([h.__ray_ready__.remote() for h in handles])  # start-up errors surface here
+        options = ActorOptions("critic", num_cpus=j.engine_cpus, num_gpus=j.engine_gpus, env_vars=engine_env(device))
+        handles = start_group(CriticWorker, options, [(_engine_config(c, i, device),) for i in range(c.num_engines)])
+        wait_ready(handles, "critic", timeout_s=None)  # a 70B judge may load for long
         pool = CriticPool(handles)
         yield lambda messages, steps: pool.critique(messages, c.k, c.temperature, c.max_tokens, c.request_timeout_s)
     finally:
-        for h in handles:
-            ray.kill(h)
+        kill_actors(handles)
         if started:
             ray.shutdown()
 

@@ -5,7 +5,7 @@
   advantages -> reference logprobs -> learner update -> weight sync -> log.
 
 ``algo=grpo`` runs the same loop with the critic stage skipped (outcome-only credit).
-The actors sit behind ``Workers`` (driver/cluster.py); this file only orders the stages.
+The actors sit behind ``Actors`` (driver/actors.py); this file only orders the stages.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Trainer:
         )
         self.logger = RunLogger(run_dir, cfg.logging.wandb, cfg.logging.project, to_dict(cfg))
         self.version = 0  # weight version the engines hold; bumped by every sync
-        self.use_critic = cfg.algo.name == "capo"
+        self.use_critic = cfg.uses_critic
         self.critique_cache = CritiqueCache(cfg.critic.cache_size)
         self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
         self._cache_hits = 0
@@ -103,7 +103,7 @@ class Trainer:
                 rollouts, credits, cfg.algo.name, cfg.algo.scale_std, cfg.algo.eps, self.tokenizer.pad_token_id
             )
         with timer("reference"):
-            if cfg.algo.kl_coef > 0:
+            if cfg.uses_reference:
                 batch.ref_logprobs = self.workers.reference_logprobs(batch)
         with timer("learner"):
             learner_metrics = self.workers.train(batch)

@@ -6,7 +6,7 @@ import time
 import pytest
 import ray
 
-from capo_ray.driver.cluster import start_workers
+from capo_ray.driver.cluster import start_actors
 from capo_ray.driver.placement import ResourceError
 from capo_ray.train import run
 from capo_ray.data.datasets import find_data_dir
@@ -18,7 +18,7 @@ def test_impossible_resources_fail_fast_before_any_actor(tiny_config):
     cfg = tiny_config("cluster.learner_cpus=64")
     start = time.monotonic()
     with pytest.raises(ResourceError) as err:
-        start_workers(cfg)
+        start_actors(cfg)
     assert "CPU: the plan needs" in str(err.value)
     assert "learner" in str(err.value)
     assert time.monotonic() - start < 120  # Ray start-up only: no actor was waited for

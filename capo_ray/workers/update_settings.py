@@ -1,0 +1,37 @@
+"""``UpdateSettings``: how one policy update trains on a step's batch. Built once by the driver
+from config (``algo.*``, ``learner.micro_batch_size``) and passed unchanged from the driver's
+``Actors.train`` through ``LearnerGroup.train`` to every ``LearnerWorker.train``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from capo_ray.core.losses import LOSS_AGGREGATIONS
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    clip_low: float
+    clip_high: float
+    kl_coef: float
+    agg: str  # a core.losses.LOSS_AGGREGATIONS mode
+    ppo_epochs: int
+    mini_batch_size: int  # rows per optimizer step over all ranks
+    micro_batch_size: int  # rows per forward/backward on one rank
+
+    def __post_init__(self) -> None:
+        if self.agg not in LOSS_AGGREGATIONS:
+            raise ValueError(f"unknown loss aggregation {self.agg!r}; valid: {sorted(LOSS_AGGREGATIONS)}")
+        if self.ppo_epochs < 1:
+            raise ValueError(f"ppo_epochs must be >= 1, got {self.ppo_epochs}")
+        if self.mini_batch_size < 1 or self.micro_batch_size < 1:
+            raise ValueError("mini_batch_size and micro_batch_size must be >= 1")
+
+    @property
+    def loss_args(self) -> dict[str, Any]:
+        """The keyword arguments of ``core.losses.policy_loss``."""
+        return {"clip_low": self.clip_low, "clip_high": self.clip_high, "kl_coef": self.kl_coef, "agg": self.agg}
+
+    def with_mini_batch(self, mini_batch_size: int) -> "UpdateSettings":
+        return replace(self, mini_batch_size=mini_batch_size)
