@@ -55,8 +55,7 @@ class Actors:
         self.engines: list[Any] = []
         self.reference: Any = None
         self.critic: Any = None
-        self.sync_session: Any = None
-        self.sync_meta: Any = None
+        self.sync: Any = None  # workers.weight_sync.WeightSyncSession, with the planned meta
         a = cfg.algo
         self.update = UpdateSettings(
             clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
@@ -105,7 +104,8 @@ class Actors:
 
     def _start_engines(self, model_path: str) -> None:
         from capo_ray.workers.actor_group import start_group, wait_ready
-        from capo_ray.workers.rollout import EXTENSION, RolloutWorker
+        from capo_ray.workers.rollout import RolloutWorker
+        from capo_ray.workers.weight_sync import EXTENSION
         from capo_ray.workers.vllm_engine import EngineConfig
 
         cfg, r = self.cfg, self.cfg.rollout
@@ -136,19 +136,18 @@ class Actors:
     def _connect_sync(self) -> None:
         from capo_ray.config.engine import resolve_engine_dtype
         from capo_ray.workers.distributed import comm_backend, node_ip
-        from capo_ray.workers.rollout import PlanWith, connect_weight_sync
-        from capo_ray.workers.weight_sync import WeightSender
+        from capo_ray.workers.weight_sync import PlanWith, WeightSender, connect_weight_sync
 
         device = self.cfg.cluster.device
         send_dtype = _SEND_DTYPES.get(resolve_engine_dtype(self.cfg.rollout.engine.dtype, device))
         bucket = self.cfg.rollout.sync_bucket_mb
-        self.sync_session = connect_weight_sync(
+        self.sync = connect_weight_sync(
             lambda spec: self.learner.attach_async("weight_sender", WeightSender, spec, bucket, send_dtype),
             self.engines,
             host=node_ip(),
             backend=comm_backend(device),
         )
-        self.sync_meta = self.learner.for_each_full_weight(PlanWith())
+        self.sync.meta = self.learner.for_each_full_weight(PlanWith())
 
     # -- stages -----------------------------------------------------------------------------
     @property
@@ -197,12 +196,10 @@ class Actors:
 
     def sync_weights(self, version: int) -> int:
         """Push the learner's weights to every engine as ``version``; raises on any failure."""
-        from capo_ray.workers.rollout import SendWith, sync_weights
+        from capo_ray.workers.weight_sync import SendWith
 
-        sync_weights(
-            lambda: self.learner.for_each_full_weight_async(SendWith(self.sync_meta, version)),
-            self.engines, self.sync_meta, version,
-        )
+        meta = self.sync.meta
+        self.sync.sync(lambda: self.learner.for_each_full_weight_async(SendWith(meta, version)), version)
         return version
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -222,6 +219,9 @@ class Actors:
 
         from capo_ray.workers.actor_group import kill_actors
 
+        if self.sync is not None:
+            self.sync.close()
+            self.sync = None
         if self.learner is not None:
             self.learner.shutdown()
         kill_actors(self.engines + [self.reference])

