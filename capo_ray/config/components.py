@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from capo_ray.config.engine import EngineSettings
+from capo_ray.config.judge_service import HybridConfig, OpenAIJudgeConfig, check_prompt_template
 from capo_ray.config.strict import check
 
 
@@ -52,14 +53,23 @@ class RolloutConfig:
 @dataclass
 class CriticConfig:
     """The GenPRM critic. ``backend``: ``llm`` (the paper: an instruct LLM served by vLLM),
-    ``arith`` (exact checker of ``a op b = c`` steps, same text format), ``none`` (GRPO)."""
+    ``arith`` (exact checker of ``a op b = c`` steps, same text format), ``openai`` (any
+    OpenAI-compatible endpoint, ``critic.openai``), ``hybrid`` (checker + LLM critic,
+    ``critic.hybrid``), ``none`` (GRPO)."""
 
-    backend: Literal["llm", "arith", "none"] = "arith"
+    backend: Literal["llm", "arith", "openai", "hybrid", "none"] = "arith"
     k: int = 4  # critiques per response (paper default 4)
     vote: Literal["intersection", "union", "majority", "average"] = "majority"
     use_reference_answer: bool = True
     all_abstain: Literal["outcome", "drop"] = "outcome"  # when every critique fails
     cache_size: int = 10000  # critiques of identical prompts are reused (0 disables)
+    # Judge cost control (docs/judge-service.md): which responses are judged, and a per-step
+    # budget of estimated judge tokens (0: none) spent incorrect-first, round-robin over groups.
+    critique_on: Literal["all", "incorrect", "correct"] = "all"
+    token_budget: int = 0
+    # The critique prompt: null is the built-in paper-style prompt; else a template file
+    # (docs/judge-service.md lists its fields).
+    prompt_template: str | None = None
     # llm backend
     model_path: str = "smollm2"
     num_engines: int = 1
@@ -71,9 +81,13 @@ class CriticConfig:
     # voting and study critic noise
     flip_noise: float = 0.0
     seed: int = 0
+    openai: OpenAIJudgeConfig = field(default_factory=OpenAIJudgeConfig)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
 
     def __post_init__(self) -> None:
         check(self.k >= 1, "critic.k: must be >= 1")
+        check(self.token_budget >= 0, "critic.token_budget: must be >= 0 (0: no limit)")
+        check_prompt_template(self.prompt_template, "critic.prompt_template")
         check(self.cache_size >= 0, "critic.cache_size: must be >= 0")
         check(0.0 <= self.flip_noise <= 1.0, "critic.flip_noise: must be in [0, 1]")
         check(self.num_engines >= 1, "critic.num_engines: must be >= 1")
@@ -81,6 +95,12 @@ class CriticConfig:
         check(self.max_tokens >= 1, "critic.max_tokens: must be >= 1")
         check(self.request_timeout_s > 0, "critic.request_timeout_s: must be > 0")
         check(self.engine.max_model_len > self.max_tokens, "critic.engine.max_model_len: must exceed max_tokens")
+
+    @property
+    def uses_engines(self) -> bool:
+        """Whether this critic runs vLLM critic actors in the cluster (``llm``, or ``hybrid``
+        with an ``llm`` part); ``openai`` and ``arith`` run in the driver process."""
+        return self.backend == "llm" or (self.backend == "hybrid" and self.hybrid.llm == "llm")
 
 
 @dataclass
@@ -149,9 +169,18 @@ class DataConfig:
     operand_min: int = 1
     operand_max: int = 10
     operators: list[str] = field(default_factory=lambda: ["+", "-", "*"])
+    # chain generator knobs (data=chain; it shares operand_min/operand_max/operators with arith):
+    # each problem has min_ops..max_ops dependent operations, every value stays in [0, max_value]
+    min_ops: int = 3
+    max_ops: int = 6
+    max_value: int = 99
 
     def __post_init__(self) -> None:
         check(self.prompts_per_step >= 1, "data.prompts_per_step: must be >= 1")
+        if self.name == "chain":
+            check(1 <= self.min_ops <= self.max_ops, "data.min_ops/max_ops: need 1 <= min_ops <= max_ops")
+            check(self.operand_min >= 0, "data.operand_min: must be >= 0 for data=chain")
+            check(self.max_value >= 2 * max(self.operand_max, 1), "data.max_value: must be >= 2 * data.operand_max")
         check(self.num_ops >= 1, "data.num_ops: must be >= 1")
         check(self.operand_min <= self.operand_max, "data.operand_min: must be <= operand_max")
         bad = [op for op in self.operators if op not in ("+", "-", "*")]
@@ -197,6 +226,9 @@ class LoggingConfig:
     project: str = "capo-ray"
     progress_bar: bool = True
     log_samples: int = 2  # responses per step written in full (critiques, votes, penalized tokens)
+    # false: the terminal shows start-up stages, progress and step summaries, warnings; engine,
+    # Ray and library output goes to RUN_DIR/logs/output.log. true: everything on the terminal.
+    verbose: bool = False
 
 
 @dataclass

@@ -66,15 +66,22 @@ class Actors:
     # -- start-up ---------------------------------------------------------------------------
     @classmethod
     def start(cls, cfg: Config, model_path: str, groups: Any, owns_ray: bool) -> "Actors":
+        from capo_ray.driver.console import console
+
         w = cls(cfg, groups, owns_ray)
         try:
-            w._start_learner(model_path)
-            w._start_engines(model_path)
+            with console.stage(f"learner ({cfg.learner.num_workers} rank(s))"):
+                w._start_learner(model_path)
+            with console.stage(f"rollout engines ({cfg.rollout.num_engines})"):
+                w._start_engines(model_path)
             if cfg.uses_reference:
-                w._start_reference(model_path)
+                with console.stage("reference model"):
+                    w._start_reference(model_path)
             if cfg.uses_critic:
-                w._start_critic()
-            w._connect_sync()
+                with console.stage(f"critic ({cfg.critic.backend})"):
+                    w._start_critic()
+            with console.stage("weight-sync group"):
+                w._connect_sync()
         except BaseException:
             w.shutdown()
             raise
@@ -155,23 +162,28 @@ class Actors:
         return self.cfg.responses_per_step // self.cfg.algo.mini_batches
 
     def generate_samples(
-        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int
+        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int,
+        seed: int | None = None,
     ) -> list[list[Any]]:
         """``RolloutWorker.generate`` over the pool: prompts split into contiguous chunks over
-        the engines, results back in prompt order (P lists of n RolloutSample)."""
+        the engines, results back in prompt order (P lists of n RolloutSample). ``seed``:
+        engine i samples with ``seed + i`` (the trainer derives one per step)."""
         import ray
 
         chunks = [c for c in _split(list(range(len(prompt_ids))), len(self.engines)) if c]
         refs = [
-            e.generate.remote([prompt_ids[i] for i in idx], n, temperature, top_p, max_new_tokens)
-            for e, idx in zip(self.engines, chunks)
+            e.generate.remote(
+                [prompt_ids[i] for i in idx], n, temperature, top_p, max_new_tokens,
+                seed=None if seed is None else (seed + k) % 2**63,
+            )
+            for k, (e, idx) in enumerate(zip(self.engines, chunks))
         ]
         return [samples for per_chunk in ray.get(refs) for samples in per_chunk]
 
-    def generate(self, prompt_ids: list[list[int]], problems: list[Problem]) -> list[Rollout]:
+    def generate(self, prompt_ids: list[list[int]], problems: list[Problem], seed: int | None = None) -> list[Rollout]:
         """The step's rollouts: n samples per prompt, grouped by prompt index."""
         r = self.cfg.rollout
-        per_prompt = self.generate_samples(prompt_ids, r.n_samples, r.temperature, r.top_p, r.max_new_tokens)
+        per_prompt = self.generate_samples(prompt_ids, r.n_samples, r.temperature, r.top_p, r.max_new_tokens, seed)
         return [
             Rollout(problems[i], i, prompt_ids[i], s.response_ids, s.response_text,
                     s.token_offsets, s.logprobs, s.weight_version, s.finish_reason)

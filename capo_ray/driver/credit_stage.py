@@ -8,6 +8,7 @@ trains on is testable without Ray or any engine (tests/driver/test_credit_stage.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -37,13 +38,12 @@ def segment(rollouts: Sequence[Rollout]) -> list[Steps]:
 
 
 def critique_messages(
-    rollouts: Sequence[Rollout], steps: Sequence[Steps], use_reference: bool
+    rollouts: Sequence[Rollout], steps: Sequence[Steps], use_reference: bool, template: Any = None
 ) -> list[list[dict[str, str]]]:
-    """One GenPRM chat prompt per response (responses with no step get none: see judge)."""
-    return [
-        build_critique_messages(r.problem.question, s.texts, r.problem.answer if use_reference else None)
-        for r, s in zip(rollouts, steps)
-    ]
+    """One GenPRM chat prompt per response (responses with no step get none: see judge).
+    ``template``: a ``capo_ray.critics.prompt_template.PromptTemplate``; None: the built-in prompt."""
+    build = build_critique_messages if template is None else template.messages
+    return [build(r.problem.question, s.texts, r.problem.answer if use_reference else None) for r, s in zip(rollouts, steps)]
 
 
 def judge(critiques: Sequence[CritiqueResult | None], steps: Sequence[Steps], rule: str) -> list[Judgement]:

@@ -19,14 +19,17 @@ from capo_ray.config import Config
 from capo_ray.config.strict import to_dict
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
-from capo_ray.critics.cache import CritiqueCache
 from capo_ray.driver import credit_stage as cs
-from capo_ray.driver.checkpoint import latest_checkpoint, save_trainer_state
+from capo_ray.driver.console import CONSOLE, console
+from capo_ray.driver.checkpoint import (
+    capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
+)
+from capo_ray.driver.judge_stage import JudgeStage
 from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
 from capo_ray.driver.periodic_eval import PeriodicEval
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
 from capo_ray.driver.progress import Progress
-from capo_ray.driver.records import Judgement
+from capo_ray.driver.rng import step_seed
 from capo_ray.driver.report import write_report
 from capo_ray.driver.samples import pick_samples
 from capo_ray.driver.timer import StageTimer, peak_rss_gib
@@ -57,15 +60,14 @@ class Trainer:
         self.logger = RunLogger(run_dir, cfg.logging.wandb, cfg.logging.project, to_dict(cfg))
         self.version = 0  # weight version the engines hold; bumped by every sync
         self.use_critic = cfg.uses_critic
-        self.critique_cache = CritiqueCache(cfg.critic.cache_size)
+        self.judge_stage = JudgeStage(cfg.critic, enabled=self.use_critic)
         self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
-        self._cache_hits = 0
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
         start = self._resume()
         total = self.cfg.trainer.steps
-        progress = Progress(total, start, enabled=self.cfg.logging.progress_bar)
+        progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
         try:
             for step in range(start, total):
                 metrics = self.train_step(step)
@@ -85,7 +87,9 @@ class Trainer:
         cfg, timer = self.cfg, StageTimer()
         with timer("rollout"):
             problems = self.source.batch(step, cfg.data.prompts_per_step)
-            rollouts = self.workers.generate([self._prompt_ids(p) for p in problems], problems)
+            rollouts = self.workers.generate(
+                [self._prompt_ids(p) for p in problems], problems, seed=step_seed(cfg.seed, "rollout", step)
+            )
         self._check_fresh(rollouts)
         with timer("verify"):
             outcomes = self.verifier.verify_batch(
@@ -94,7 +98,7 @@ class Trainer:
         with timer("credit"):
             steps = cs.segment(rollouts)
         with timer("critic"):
-            judgements = self._judge(rollouts, steps)
+            judgements, judge_metrics = self.judge_stage.run(self.workers, rollouts, steps, outcomes)
         with timer("credit"):
             credits = cs.assign_credit(
                 rollouts, outcomes, steps, judgements, cfg.algo.w_whole, cfg.algo.w_process, cfg.critic.all_abstain
@@ -113,7 +117,7 @@ class Trainer:
         metrics.update(rollout_metrics(rollouts, outcomes))
         metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
         metrics.update(credit_metrics(credits))
-        metrics["critic/cache_hits"] = float(self._cache_hits)
+        metrics.update(judge_metrics)
         metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
         metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
         if self.evaluator is not None and self.evaluator.due(step):
@@ -123,7 +127,9 @@ class Trainer:
         metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.workers.peak_rss_gib())
         if cfg.logging.log_samples:
             self.logger.log_samples(
-                step, pick_samples(rollouts, outcomes, steps, judgements, credits, cfg.logging.log_samples)
+                step, pick_samples(
+                    rollouts, outcomes, steps, judgements, credits, cfg.logging.log_samples, batch.advantages
+                )
             )
         return metrics
 
@@ -133,21 +139,6 @@ class Trainer:
         # Render, then encode without extra specials: the template already holds them.
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def _judge(self, rollouts: list[Rollout], steps) -> list[Judgement]:
-        if not self.use_critic:
-            return cs.judge([None] * len(rollouts), steps, self.cfg.critic.vote)
-        # A response with no step has nothing to critique: it keeps its outcome credit.
-        todo = [i for i, s in enumerate(steps) if s.texts]
-        messages = cs.critique_messages(
-            [rollouts[i] for i in todo], [steps[i] for i in todo], self.cfg.critic.use_reference_answer
-        )
-        results, hits = self.critique_cache.critique(self.workers, messages, [steps[i].texts for i in todo])
-        self._cache_hits = hits
-        per_response = [None] * len(rollouts)
-        for i, result in zip(todo, results):
-            per_response[i] = result
-        return cs.judge(per_response, steps, self.cfg.critic.vote)
 
     def _check_fresh(self, rollouts: list[Rollout]) -> None:
         stale = [r.weight_version for r in rollouts if r.weight_version != self.version]
@@ -165,7 +156,10 @@ class Trainer:
     def _save(self, step: int) -> None:
         ckpt = self.run_dir / "checkpoints" / f"step_{step:06d}"
         self.workers.save_checkpoint(ckpt)
-        save_trainer_state(ckpt, {"step": step, "weight_version": self.version})
+        save_trainer_state(
+            ckpt, {"step": step, "weight_version": self.version, "next_batch": step + 1},
+            capture_driver_state(self.workers.critic, self.judge_stage.cache),
+        )
 
     def _resume(self) -> int:
         found = latest_checkpoint(self.run_dir) if self.cfg.trainer.resume else None
@@ -177,12 +171,15 @@ class Trainer:
         # Steps logged after the checkpoint are redone: drop their rows so the log shows the
         # trajectory the weights actually took.
         truncate_metrics(self.run_dir, last_step=state["step"])
-        log.info("resuming from %s (step %d)", path, state["step"])
+        log.info("resuming from %s (step %d)", path, state["step"], extra=CONSOLE)
         self.workers.load_checkpoint(path)
         # Engines restart with the initial weights: push the checkpoint's weights before
         # generating, so no rollout after a resume is made with stale weights.
         self.version = self.workers.sync_weights(state["weight_version"])
-        return state["step"] + 1
+        driver_state = load_driver_state(path)
+        if driver_state is not None:
+            restore_driver_state(driver_state, self.workers.critic, self.judge_stage.cache)
+        return state.get("next_batch", state["step"] + 1)
 
     def _critic_name(self) -> str:
         return self.cfg.critic.backend if self.use_critic else "none"

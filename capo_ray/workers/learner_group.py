@@ -43,7 +43,6 @@ def take_rows(batch: TrainBatch, index: torch.Tensor) -> TrainBatch:
         advantages=batch.advantages[index],
         old_logprobs=batch.old_logprobs[index],
         ref_logprobs=ref,
-        meta=dict(batch.meta),
     )
 
 
@@ -146,7 +145,8 @@ class LearnerGroup:
 
         Returns per-optimizer-step averages: loss, pg_loss, kl, entropy, clip_frac, approx_kl,
         grad_norm (before clipping), lr; plus tokens (trained response tokens in ``batch``),
-        optimizer_steps, rank_seconds and seconds (wall time of this call).
+        optimizer_steps, rank_seconds and seconds (wall time of this call). ``update.objective="sft"``
+        trains the masked NLL (``LearnerWorker.train``); its loss is the NLL.
         """
         import ray
 

@@ -5,7 +5,7 @@ from config (``algo.*``, ``learner.micro_batch_size``) and passed unchanged from
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from capo_ray.core.losses import LOSS_AGGREGATIONS
 
@@ -19,10 +19,15 @@ class UpdateSettings:
     ppo_epochs: int
     mini_batch_size: int  # rows per optimizer step over all ranks
     micro_batch_size: int  # rows per forward/backward on one rank
+    # "policy": the clipped PPO objective with advantages (RL); "sft": the masked NLL of the
+    # response tokens (the SFT cold start, capo_ray/sft), advantages and log probs unused.
+    objective: Literal["policy", "sft"] = "policy"
 
     def __post_init__(self) -> None:
         if self.agg not in LOSS_AGGREGATIONS:
             raise ValueError(f"unknown loss aggregation {self.agg!r}; valid: {sorted(LOSS_AGGREGATIONS)}")
+        if self.objective not in ("policy", "sft"):
+            raise ValueError(f"objective must be 'policy' or 'sft', got {self.objective!r}")
         if self.ppo_epochs < 1:
             raise ValueError(f"ppo_epochs must be >= 1, got {self.ppo_epochs}")
         if self.mini_batch_size < 1 or self.micro_batch_size < 1:
