@@ -5,7 +5,7 @@
   advantages -> reference logprobs -> learner update -> weight sync -> log.
 
 ``algo=grpo`` runs the same loop with the critic stage skipped (outcome-only credit).
-The actors sit behind ``Workers`` (driver/cluster.py); this file only orders the stages.
+The actors sit behind ``Actors`` (driver/actors.py); this file only orders the stages.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ class StaleRolloutError(RuntimeError):
 
 class Trainer:
     def __init__(
-        self, cfg: Config, workers: Any, tokenizer: Any, run_dir: Path, verifier: Verifier | None = None
+        self, cfg: Config, actors: Any, tokenizer: Any, run_dir: Path, verifier: Verifier | None = None
     ) -> None:
         """``verifier``: a custom outcome reward (any ``Verifier``) instead of ``data.verifier``."""
         self.cfg = cfg
-        self.workers = workers
+        self.actors = actors
         self.tokenizer = tokenizer
         self.run_dir = run_dir
         self.source = make_source(cfg.data)
@@ -60,7 +60,7 @@ class Trainer:
         )
         self.logger = RunLogger(run_dir, cfg.logging.wandb, cfg.logging.project, to_dict(cfg))
         self.version = 0  # weight version the engines hold; bumped by every sync
-        self.use_critic = cfg.algo.name == "capo"
+        self.use_critic = cfg.uses_critic
         self.judge_stage = JudgeStage(cfg.critic, enabled=self.use_critic)
         self.prefetch = RolloutPrefetch()  # trainer.rollout_ahead
         self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
@@ -114,9 +114,9 @@ class Trainer:
             batch.ref_logprobs = ref_logprobs
         with timer("learner"):
             lagged = any(r.weight_version != self.version for r in rollouts)
-            learner_metrics = self.workers.train(batch, off_policy=lagged)
+            learner_metrics = self.actors.train(batch, off_policy=lagged)
         with timer("sync"):
-            self.version = self.workers.sync_weights(self.version + 1)
+            self.version = self.actors.sync_weights(self.version + 1)
         metrics: dict[str, Any] = {"weight_version": self.version}
         metrics.update(rollout_metrics(rollouts, outcomes))
         metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
@@ -126,9 +126,9 @@ class Trainer:
         metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
         if self.evaluator is not None and self.evaluator.due(step):
             with timer("eval"):
-                metrics.update(self.evaluator.run(step, self.workers.generate_samples))
+                metrics.update(self.evaluator.run(step, self.actors.generate_samples))
             metrics["time/eval"] = timer.seconds["eval"]
-        metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.workers.peak_rss_gib())
+        metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.actors.peak_rss_gib())
         if cfg.logging.log_samples:
             self.logger.log_samples(
                 step, pick_samples(
@@ -146,7 +146,7 @@ class Trainer:
 
     def _generate(self, step: int) -> list[Rollout]:
         problems = self.source.batch(step, self.cfg.data.prompts_per_step)
-        return self.workers.generate(
+        return self.actors.generate(
             [self._prompt_ids(p) for p in problems], problems, seed=step_seed(self.cfg.seed, "rollout", step)
         )
 
@@ -157,13 +157,13 @@ class Trainer:
 
         def judge():
             with timer("critic"):
-                return self.judge_stage.run(self.workers, rollouts, steps, outcomes)
+                return self.judge_stage.run(self.actors, rollouts, steps, outcomes)
 
         def reference():
-            if self.cfg.algo.kl_coef <= 0:
+            if not self.cfg.uses_reference:
                 return None
             with timer("reference"):
-                return self.workers.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
+                return self.actors.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
 
         if self.cfg.trainer.overlap:
             return concurrently(judge, reference)
@@ -187,10 +187,10 @@ class Trainer:
 
     def _save(self, step: int) -> None:
         ckpt = self.run_dir / "checkpoints" / f"step_{step:06d}"
-        self.workers.save_checkpoint(ckpt)
+        self.actors.save_checkpoint(ckpt)
         save_trainer_state(
             ckpt, {"step": step, "weight_version": self.version, "next_batch": step + 1},
-            capture_driver_state(self.workers.critic, self.judge_stage.cache),
+            capture_driver_state(self.actors.critic, self.judge_stage.cache),
         )
 
     def _resume(self) -> int:
@@ -204,13 +204,13 @@ class Trainer:
         # trajectory the weights actually took.
         truncate_metrics(self.run_dir, last_step=state["step"])
         log.info("resuming from %s (step %d)", path, state["step"], extra=CONSOLE)
-        self.workers.load_checkpoint(path)
+        self.actors.load_checkpoint(path)
         # Engines restart with the initial weights: push the checkpoint's weights before
         # generating, so no rollout after a resume is made with stale weights.
-        self.version = self.workers.sync_weights(state["weight_version"])
+        self.version = self.actors.sync_weights(state["weight_version"])
         driver_state = load_driver_state(path)
         if driver_state is not None:
-            restore_driver_state(driver_state, self.workers.critic, self.judge_stage.cache)
+            restore_driver_state(driver_state, self.actors.critic, self.judge_stage.cache)
         return state.get("next_batch", state["step"] + 1)
 
     def _critic_name(self) -> str:

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from capo_ray.driver.cluster import start_workers
+from capo_ray.driver.cluster import start_actors
 from capo_ray.driver.trainer import Trainer
 from capo_ray.models.resolve import load_policy_tokenizer, resolve_model_path
 from capo_ray.rewards.verdict import Verdict
@@ -67,7 +67,7 @@ def test_train_then_sync(tiny_config, tmp_path, algo, zero, learners, extra):
     tokenizer = load_policy_tokenizer(cfg.model.path)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    workers = start_workers(cfg)
+    workers = start_actors(cfg)
     try:
         verifier = LengthParity() if algo == "grpo" else None
         history = Trainer(cfg, workers, tokenizer, run_dir, verifier=verifier).fit()
