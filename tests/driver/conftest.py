@@ -49,8 +49,8 @@ class FakeActors:
         self.faults: dict[tuple[str, int], BaseException] = {}  # (method, call index) -> raise
         self.calls: dict[str, int] = {}
         self.generated_versions: list[int] = []
-        self.seeds: list[int | None] = []  # the sampling seed the trainer asked for, per step
-        self.critic = None  # the real object's critic handle; a fake critic keeps no driver state
+        self.critic = None  # no driver-side critic state: the scripted critic below is stateless
+        self.sampling_seeds: list[int | None] = []  # the per-step engine seed of each generate call
         self.critic_requests: list[list[str]] = []  # step texts of each critique request
         self.synced: list[int] = []
         self.saved: list[Path] = []
@@ -67,8 +67,8 @@ class FakeActors:
     # -- the stages the Trainer calls -----------------------------------------------------------
     def generate(self, prompt_ids: list[list[int]], problems: list[Problem], seed: int | None = None) -> list[Rollout]:
         self._enter("generate")
+        self.sampling_seeds.append(seed)
         self.generated_versions.append(self.engine_version)
-        self.seeds.append(seed)
         out = []
         for group, (ids, problem) in enumerate(zip(prompt_ids, problems)):
             for sample in range(self.n_samples):
