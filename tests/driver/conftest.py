@@ -56,6 +56,7 @@ class FakeActors:
         self.saved: list[Path] = []
         self.loaded: list[Path] = []
         self.batches: list[TrainBatch] = []
+        self.off_policy: list[bool] = []  # per train call: trained on rollouts older than the weights
 
     def _enter(self, method: str) -> None:
         index = self.calls.get(method, 0)
@@ -96,8 +97,9 @@ class FakeActors:
         self._enter("reference_logprobs")
         return torch.full_like(batch.advantages, -1.0) * batch.response_mask
 
-    def train(self, batch: TrainBatch) -> dict[str, float]:
+    def train(self, batch: TrainBatch, off_policy: bool = False) -> dict[str, float]:
         self._enter("train")
+        self.off_policy.append(off_policy)
         self.batches.append(batch)
         self.updates += 1
         return {"loss": float((batch.advantages * batch.response_mask).sum())}
@@ -155,6 +157,7 @@ def config(tmp_path):
             "logging.wandb=disabled",
             "logging.progress_bar=false",
             "logging.log_samples=0",
+            "logging.plots=false",
             *extra,
         ])
 
