@@ -175,16 +175,7 @@ def fake_actors(tokenizer):
 
 
 @pytest.fixture
-def no_plots(monkeypatch):
-    """The end-of-run report without its matplotlib figures (about 5 s a run here); the plots
-    have their own tests in tests/inspect, and nothing in these tests reads them."""
-    import capo_ray.inspect.plots
-
-    monkeypatch.setattr(capo_ray.inspect.plots, "write_plots", lambda history, out_dir: [])
-
-
-@pytest.fixture
-def trainer(tmp_path, tokenizer, fake_actors, no_plots):
+def trainer(tmp_path, tokenizer, fake_actors):
     """``trainer(cfg, **fake_kwargs) -> (Trainer, FakeActors)``."""
 
     def make(cfg, **fake_kwargs):

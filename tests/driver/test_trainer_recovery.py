@@ -14,7 +14,7 @@ from capo_ray.train import run
 
 
 @pytest.fixture
-def starts(monkeypatch, tokenizer, fake_actors, no_plots):
+def starts(monkeypatch, tokenizer, fake_actors):
     """``starts(cfg, *faults)``: each (re)start hands out a new FakeActors; the i-th start gets
     ``faults[i]`` (a {(method, call): error} dict). Returns the list of fakes handed out."""
 
