@@ -93,15 +93,15 @@ class PromptOutput:
 
 def engine_env(device: str, kv_cache_gib: float, threads: int = 0) -> dict[str, str]:
     """Environment for a Ray actor that hosts an engine (rollout or critic). ``threads`` (CPU):
-    compute threads, 0 for every core of the node (stages run one at a time; capo_ray.hardware)."""
+    compute threads, 0 for capo_ray.hardware.engine_threads' choice."""
     if device == "cuda":
         return {}
-    from capo_ray.hardware import cpu_worker_env, stage_threads
+    from capo_ray.hardware import cpu_worker_env, engine_threads
 
     # In-process engine: ~2 s start instead of ~15 s, and the weight-sync extension runs in
     # the actor's own process (docs/cpu-notes.md).
     return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(int(kv_cache_gib)),
-            **cpu_worker_env(threads=stage_threads(threads))}
+            **cpu_worker_env(threads=engine_threads(threads))}
 
 
 def _llm_kwargs(cfg: EngineConfig, device: str) -> dict[str, Any]:
