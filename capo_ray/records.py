@@ -44,6 +44,10 @@ class Rollout:
     finish_reason: str  # "stop" | "length"
 
 
+# Why a critique failed, as counted in the step metrics (``critic/failed/<cause>``).
+FAILURE_CAUSES = ("timeout", "rate_limited", "http_error", "connection", "unreadable")
+
+
 @dataclass
 class CritiqueResult:
     """K critiques of one response from the GenPRM critic (one request with n = K).
@@ -58,6 +62,11 @@ class CritiqueResult:
     completion_tokens: int = 0
     error: str | None = None  # set when the whole request failed
     seconds: float = 0.0
+    # Failed critiques by cause (FAILURE_CAUSES), for the step metrics; a backend that does
+    # not classify its failures leaves it empty.
+    failures: dict[str, int] = field(default_factory=dict)
+    retries: int = 0  # requests re-sent after a retryable failure
+    cached: bool = False  # served from the critique cache: a repeat that cost no judge tokens
 
 
 @dataclass
@@ -73,7 +82,6 @@ class TrainBatch:
     advantages: torch.Tensor  # [B, L] float
     old_logprobs: torch.Tensor  # [B, L] float, behaviour logprobs (used when ppo_epochs > 1)
     ref_logprobs: torch.Tensor | None = None  # [B, L] float; None when the KL term is off
-    meta: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         shape = self.input_ids.shape
@@ -99,5 +107,4 @@ class TrainBatch:
             advantages=self.advantages[start:end],
             old_logprobs=self.old_logprobs[start:end],
             ref_logprobs=ref,
-            meta=dict(self.meta),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from capo_ray.config.judge_service import HybridConfig, OpenAIJudgeConfig, check_prompt_template
 from capo_ray.config.strict import check
 
 
@@ -60,14 +61,23 @@ class RolloutConfig:
 @dataclass
 class CriticConfig:
     """The GenPRM critic. ``backend``: ``llm`` (the paper: an instruct LLM served by vLLM),
-    ``arith`` (exact checker of ``a op b = c`` steps, same text format), ``none`` (GRPO)."""
+    ``arith`` (exact checker of ``a op b = c`` steps, same text format), ``openai`` (any
+    OpenAI-compatible endpoint, ``critic.openai``), ``hybrid`` (checker + LLM critic,
+    ``critic.hybrid``), ``none`` (GRPO)."""
 
-    backend: Literal["llm", "arith", "none"] = "arith"
+    backend: Literal["llm", "arith", "openai", "hybrid", "none"] = "arith"
     k: int = 4  # critiques per response (paper default 4)
     vote: Literal["intersection", "union", "majority", "average"] = "majority"
     use_reference_answer: bool = True
     all_abstain: Literal["outcome", "drop"] = "outcome"  # when every critique fails
     cache_size: int = 10000  # critiques of identical prompts are reused (0 disables)
+    # Judge cost control (docs/judge-service.md): which responses are judged, and a per-step
+    # budget of estimated judge tokens (0: none) spent incorrect-first, round-robin over groups.
+    critique_on: Literal["all", "incorrect", "correct"] = "all"
+    token_budget: int = 0
+    # The critique prompt: null is the built-in paper-style prompt; else a template file
+    # (docs/judge-service.md lists its fields).
+    prompt_template: str | None = None
     # llm backend
     model_path: str = "smollm2"
     num_engines: int = 1
@@ -85,9 +95,13 @@ class CriticConfig:
     # voting and study critic noise
     flip_noise: float = 0.0
     seed: int = 0
+    openai: OpenAIJudgeConfig = field(default_factory=OpenAIJudgeConfig)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
 
     def __post_init__(self) -> None:
         check(self.k >= 1, "critic.k: must be >= 1")
+        check(self.token_budget >= 0, "critic.token_budget: must be >= 0 (0: no limit)")
+        check_prompt_template(self.prompt_template, "critic.prompt_template")
         check(self.cache_size >= 0, "critic.cache_size: must be >= 0")
         check(0.0 <= self.flip_noise <= 1.0, "critic.flip_noise: must be in [0, 1]")
         check(self.num_engines >= 1, "critic.num_engines: must be >= 1")
@@ -96,6 +110,12 @@ class CriticConfig:
         check(self.max_tokens >= 1, "critic.max_tokens: must be >= 1")
         check(self.request_timeout_s > 0, "critic.request_timeout_s: must be > 0")
         check(self.max_model_len > self.max_tokens, "critic.max_model_len: must exceed max_tokens")
+
+    @property
+    def uses_engines(self) -> bool:
+        """Whether this critic runs vLLM critic actors in the cluster (``llm``, or ``hybrid``
+        with an ``llm`` part); ``openai`` and ``arith`` run in the driver process."""
+        return self.backend == "llm" or (self.backend == "hybrid" and self.hybrid.llm == "llm")
 
 
 @dataclass
@@ -164,9 +184,18 @@ class DataConfig:
     operand_min: int = 1
     operand_max: int = 10
     operators: list[str] = field(default_factory=lambda: ["+", "-", "*"])
+    # chain generator knobs (data=chain; it shares operand_min/operand_max/operators with arith):
+    # each problem has min_ops..max_ops dependent operations, every value stays in [0, max_value]
+    min_ops: int = 3
+    max_ops: int = 6
+    max_value: int = 99
 
     def __post_init__(self) -> None:
         check(self.prompts_per_step >= 1, "data.prompts_per_step: must be >= 1")
+        if self.name == "chain":
+            check(1 <= self.min_ops <= self.max_ops, "data.min_ops/max_ops: need 1 <= min_ops <= max_ops")
+            check(self.operand_min >= 0, "data.operand_min: must be >= 0 for data=chain")
+            check(self.max_value >= 2 * max(self.operand_max, 1), "data.max_value: must be >= 2 * data.operand_max")
         check(self.num_ops >= 1, "data.num_ops: must be >= 1")
         check(self.operand_min <= self.operand_max, "data.operand_min: must be <= operand_max")
         bad = [op for op in self.operators if op not in ("+", "-", "*")]
@@ -209,6 +238,9 @@ class LoggingConfig:
     project: str = "capo-ray"
     progress_bar: bool = True
     log_samples: int = 2  # responses per step written in full (critiques, votes, penalized tokens)
+    # false: the terminal shows start-up stages, progress and step summaries, warnings; engine,
+    # Ray and library output goes to RUN_DIR/logs/output.log. true: everything on the terminal.
+    verbose: bool = False
 
 
 @dataclass
@@ -225,6 +257,11 @@ class TrainerConfig:
     eval_limit: int = 64  # problems per benchmark
     eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
     eval_max_new_tokens: int = 512
+    # Overlap (docs/judge-service.md): the reference forward runs during the critique requests;
+    # rollout_ahead=1 generates step t+1's rollouts while step t is judged and trained (one
+    # weight version behind; their behaviour log-probs feed the PPO ratio).
+    overlap: bool = True
+    rollout_ahead: int = 0
     # Wall-clock seconds for the training loop (0: none): stop before a step that would not
     # finish in time, judged by the steps measured so far (the demo's promise on slow CPUs).
     time_budget_s: float = 0.0
@@ -237,3 +274,4 @@ class TrainerConfig:
         check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
         check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")
+        check(self.rollout_ahead in (0, 1), f"trainer.rollout_ahead: {self.rollout_ahead} is not one of [0, 1]")

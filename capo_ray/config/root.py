@@ -33,23 +33,34 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        batch = self.data.prompts_per_step * self.rollout.n_samples
-        per_rank = batch // self.learner.num_workers
-        check(
-            batch % self.learner.num_workers == 0,
-            f"data.prompts_per_step * rollout.n_samples = {batch} responses per step must divide "
-            f"evenly across learner.num_workers = {self.learner.num_workers}",
-        )
-        check(
-            per_rank % self.algo.mini_batches == 0,
-            f"algo.mini_batches = {self.algo.mini_batches} must divide the {per_rank} responses "
-            "each learner rank gets per step",
-        )
-        if self.cluster.device == "cuda" and self.critic.backend == "llm":
+        self._check_batch_split()
+        if self.cluster.device == "cuda" and self.critic.uses_engines:
             check(self.cluster.critic_gpus > 0, "cluster.critic_gpus: an llm critic on device=cuda needs GPUs")
         if self.algo.name == "capo":
-            check(self.critic.backend != "none", "algo=capo needs a critic: critic=arith or critic=llm")
+            check(self.critic.backend != "none", "algo=capo needs a critic: critic=arith, llm, openai or hybrid")
         # algo=grpo skips the critic stage whatever critic.* says (see conf/algo/grpo.yaml).
+
+    def _check_batch_split(self) -> None:
+        """The step's responses must split exactly: into ``algo.mini_batches`` optimizer steps,
+        each shared evenly by ``learner.num_workers`` ranks, each share a whole number of
+        ``learner.micro_batch_size`` rows. Checked here, naming the keys a user sets, so a bad
+        combination fails before Ray starts instead of inside a learner rank."""
+        batch, ranks = self.responses_per_step, self.learner.num_workers
+        mini, micro = self.algo.mini_batches, self.learner.micro_batch_size
+        size = f"data.prompts_per_step * rollout.n_samples = {batch} responses per step"
+        check(batch % ranks == 0, f"{size} must divide evenly across learner.num_workers = {ranks}")
+        per_rank = batch // ranks
+        check(
+            per_rank % mini == 0,
+            f"algo.mini_batches = {mini} must divide the {per_rank} responses each learner rank gets "
+            f"per step ({size} over learner.num_workers = {ranks})",
+        )
+        share = per_rank // mini
+        check(
+            share % micro == 0,
+            f"learner.micro_batch_size = {micro} must divide the {share} rows each learner rank gets "
+            f"per optimizer step ({size} / algo.mini_batches = {mini} / learner.num_workers = {ranks})",
+        )
 
     @property
     def responses_per_step(self) -> int:

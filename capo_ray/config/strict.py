@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import types
-import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
@@ -122,4 +121,3 @@ def check(cond: bool, message: str) -> None:
 
 
 __all__ = ["ConfigError", "from_dict", "to_dict", "check"]
-_ = typing  # keep typing importable for get_type_hints on postponed annotations

@@ -1,15 +1,18 @@
 """Critic evaluation: score a critic (model, k, voting rule) on step-labelled solutions before
 a training run depends on it (docs/algorithm.md, "Critic quality never checked").
 
-Pure parts (plain Python: no ray, vllm or model code):
-- ``calculator``: GSM8K calculator notes and exact arithmetic without eval;
-- ``corruption``: one GSM8K solution step corrupted, the change carried forward exactly;
+Pure modules (plain Python: no ray, vllm or model code):
+- ``corruption``: one GSM8K solution step corrupted, the change carried forward exactly (it
+  reads and recomputes equations with ``capo_ray.critics.calculator``, the arith critic's own
+  exact calculator);
 - ``step_errors``: the step-error benchmark (records, labels, seeded selection);
 - ``metrics``: step-level precision/recall/F1 and ProcessBench first-error accuracy;
 - ``runner``: judge once with K = max(ks) critiques, score every (voting rule, k);
-- ``report``: results.md / results.json / examples.jsonl.
+- ``report``: results.md / results.json / examples.jsonl;
+- ``config``: the typed config (``conf/critic_eval.yaml``), checked before the judge starts.
 
-The CLI (``cli``, with ``config``; console script ``capo-ray-critic-eval``) starts the judge.
+``cli`` (console script ``capo-ray-critic-eval``, also ``python -m capo_ray.critic_eval``)
+composes the config, builds the benchmark, starts the judge and writes the report.
 """
 
 

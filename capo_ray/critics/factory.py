@@ -10,17 +10,27 @@ from typing import Any
 
 from capo_ray.config import Config
 
-CRITIC_BACKENDS = ("llm", "arith")
+CRITIC_BACKENDS = ("llm", "arith", "openai", "hybrid")
 
 
-def make_critic(cfg: Config, groups: Any = None):
+def make_critic(cfg: Config, groups: Any = None, backend: str | None = None):
+    """The backend ``critic.backend`` names (or ``backend``: hybrid builds its LLM part here)."""
     c = cfg.critic
-    if c.backend == "arith":
+    backend = backend or c.backend
+    if backend == "arith":
         from capo_ray.critics.arith import ArithCritic
 
         return ArithCritic(k=c.k, flip_noise=c.flip_noise, seed=c.seed)
-    if c.backend == "llm":
+    if backend == "llm":
         from capo_ray.critics.llm_pool import LLMCriticPool
 
         return LLMCriticPool.start(cfg, groups)
-    raise ValueError(f"unknown critic backend {c.backend!r}; valid backends: {list(CRITIC_BACKENDS)}")
+    if backend == "openai":
+        from capo_ray.critics.openai_critic import make_openai_critic
+
+        return make_openai_critic(c)
+    if backend == "hybrid":
+        from capo_ray.critics.hybrid import HybridCritic
+
+        return HybridCritic(make_critic(cfg, groups, backend=c.hybrid.llm), c)
+    raise ValueError(f"unknown critic backend {backend!r}; valid backends: {list(CRITIC_BACKENDS)}")

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from capo_ray.driver.records import Credit, Judgement, Steps
-from capo_ray.records import Rollout
+from capo_ray.records import FAILURE_CAUSES, Rollout
 from capo_ray.rewards.verdict import Verdict
 
-MAX_STEP_POSITIONS = 8  # flagged rate per step position 1..8 (the last bucket holds 8+)
+# Flagged rate per step position: one bucket for each of positions 1..7 and one, named
+# "8plus", pooling every step at position 8 or later (long responses are rare; their steps
+# share one rate so that no step falls outside every bucket).
+LAST_STEP_BUCKET = 8
 
 
 def _rate(num: float, den: float) -> float:
@@ -58,14 +61,30 @@ def critic_metrics(
         "critic/completion_tokens": float(completion_tok),
         "critic/judge_tokens_per_policy_token": _rate(prompt_tok + completion_tok, policy_tokens),
         "steps/mean_per_response": _rate(sum(len(s.texts) for s in steps), len(steps)),
+        "critic/retries": float(sum(j.critique.retries for j in judged)),
     }
-    # Step-error evidence over training (reviewers asked for more than scores): how often the
-    # vote flags the step at each position.
-    for pos in range(1, MAX_STEP_POSITIONS + 1):
-        at = [j.step_penalty[pos - 1] > 0 for j in judged if j.step_penalty and len(j.step_penalty) >= pos]
-        if at:
-            out[f"critic/flagged_at_step_{pos}"] = _rate(sum(at), len(at))
+    # Why critiques failed (openai backend: docs/judge-service.md); every cause is reported,
+    # zeros included, so a dashboard shows a flat line rather than a missing series.
+    for cause in FAILURE_CAUSES:
+        out[f"critic/failed/{cause}"] = float(sum(j.critique.failures.get(cause, 0) for j in judged))
+    out["critic/cache_hits"] = float(sum(j.critique.cached for j in judged))
+    out.update(flagged_by_position(judged))
     return out
+
+
+def flagged_by_position(judgements: Sequence[Judgement]) -> dict[str, float]:
+    """Step-error evidence over training (docs/algorithm.md, "Evidence beyond scores"): the
+    share of voted steps at each position that the vote flagged. Keys
+    ``critic/flagged_at_step_1`` .. ``_7`` and ``critic/flagged_at_step_8plus``; a bucket no
+    step reached this batch is absent rather than 0."""
+    flagged: dict[int, list[bool]] = {}
+    for j in judgements:
+        for index, penalty in enumerate(j.step_penalty or []):
+            flagged.setdefault(min(index + 1, LAST_STEP_BUCKET), []).append(penalty > 0)
+    return {
+        f"critic/flagged_at_step_{pos}{'plus' if pos == LAST_STEP_BUCKET else ''}": _rate(sum(at), len(at))
+        for pos, at in sorted(flagged.items())
+    }
 
 
 def credit_metrics(credits: Sequence[Credit]) -> dict[str, float]:

@@ -38,7 +38,7 @@ def plan_resources(cfg: Config) -> list[ActorPlan]:
         ActorPlan("rollout", cfg.rollout.num_engines, c.rollout_cpus, c.rollout_gpus),
         ActorPlan("reference", 1 if cfg.algo.kl_coef > 0 else 0, c.reference_cpus, c.reference_gpus),
     ]
-    if cfg.algo.name == "capo" and cfg.critic.backend == "llm":
+    if cfg.algo.name == "capo" and cfg.critic.uses_engines:
         plans.append(ActorPlan("critic", cfg.critic.num_engines, c.critic_cpus, c.critic_gpus))
     if c.device == "cuda":
         tp = {"rollout": cfg.rollout.tensor_parallel_size, "critic": cfg.critic.tensor_parallel_size}

@@ -19,15 +19,19 @@ from capo_ray.config import Config
 from capo_ray.config.strict import to_dict
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
-from capo_ray.critics.cache import CritiqueCache
 from capo_ray.driver import credit_stage as cs
 from capo_ray.driver.budget import StepBudget
-from capo_ray.driver.checkpoint import latest_checkpoint, save_trainer_state
+from capo_ray.driver.console import CONSOLE, console
+from capo_ray.driver.checkpoint import (
+    capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
+)
+from capo_ray.driver.judge_stage import JudgeStage
+from capo_ray.driver.overlap import RolloutPrefetch, concurrently
 from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
 from capo_ray.driver.periodic_eval import PeriodicEval
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
 from capo_ray.driver.progress import Progress
-from capo_ray.driver.records import Judgement
+from capo_ray.driver.rng import step_seed
 from capo_ray.driver.report import write_report
 from capo_ray.driver.samples import pick_samples
 from capo_ray.driver.timer import StageTimer, peak_rss_gib
@@ -58,15 +62,15 @@ class Trainer:
         self.logger = RunLogger(run_dir, cfg.logging.wandb, cfg.logging.project, to_dict(cfg))
         self.version = 0  # weight version the engines hold; bumped by every sync
         self.use_critic = cfg.algo.name == "capo"
-        self.critique_cache = CritiqueCache(cfg.critic.cache_size)
+        self.judge_stage = JudgeStage(cfg.critic, enabled=self.use_critic)
+        self.prefetch = RolloutPrefetch()  # trainer.rollout_ahead
         self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
-        self._cache_hits = 0
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
         start = self._resume()
         total = self.cfg.trainer.steps
-        progress = Progress(total, start, enabled=self.cfg.logging.progress_bar)
+        progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
         budget = StepBudget(self.cfg.trainer.time_budget_s)
         try:
             for step in range(start, total):
@@ -81,6 +85,7 @@ class Trainer:
                 if self._should_save(step):
                     self._save(step)
         finally:
+            self.prefetch.close()
             progress.close()
             self.logger.close()
             self.verifier.close()
@@ -90,18 +95,19 @@ class Trainer:
 
     def train_step(self, step: int) -> dict[str, Any]:
         cfg, timer = self.cfg, StageTimer()
-        with timer("rollout"):
-            problems = self.source.batch(step, cfg.data.prompts_per_step)
-            rollouts = self.workers.generate([self._prompt_ids(p) for p in problems], problems)
+        with timer("rollout"):  # with rollout_ahead: waiting for the ones started a step earlier
+            rollouts = self.prefetch.take(step) or self._generate(step)
         self._check_fresh(rollouts)
+        if cfg.trainer.rollout_ahead and step + 1 < cfg.trainer.steps:
+            self.prefetch.start(step + 1, lambda: self._generate(step + 1))
         with timer("verify"):
             outcomes = self.verifier.verify_batch(
                 [r.response_text for r in rollouts], [r.problem.answer for r in rollouts]
             )
         with timer("credit"):
             steps = cs.segment(rollouts)
-        with timer("critic"):
-            judgements = self._judge(rollouts, steps)
+        with timer("critic_and_reference"):
+            (judgements, judge_metrics), ref_logprobs = self._judge_and_reference(rollouts, steps, outcomes, timer)
         with timer("credit"):
             credits = cs.assign_credit(
                 rollouts, outcomes, steps, judgements, cfg.algo.w_whole, cfg.algo.w_process, cfg.critic.all_abstain
@@ -109,18 +115,17 @@ class Trainer:
             batch = cs.build_batch(
                 rollouts, credits, cfg.algo.name, cfg.algo.scale_std, cfg.algo.eps, self.tokenizer.pad_token_id
             )
-        with timer("reference"):
-            if cfg.algo.kl_coef > 0:
-                batch.ref_logprobs = self.workers.reference_logprobs(batch)
+            batch.ref_logprobs = ref_logprobs
         with timer("learner"):
-            learner_metrics = self.workers.train(batch)
+            lagged = any(r.weight_version != self.version for r in rollouts)
+            learner_metrics = self.workers.train(batch, off_policy=lagged)
         with timer("sync"):
             self.version = self.workers.sync_weights(self.version + 1)
         metrics: dict[str, Any] = {"weight_version": self.version}
         metrics.update(rollout_metrics(rollouts, outcomes))
         metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
         metrics.update(credit_metrics(credits))
-        metrics["critic/cache_hits"] = float(self._cache_hits)
+        metrics.update(judge_metrics)
         metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
         metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
         if self.evaluator is not None and self.evaluator.due(step):
@@ -130,7 +135,9 @@ class Trainer:
         metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.workers.peak_rss_gib())
         if cfg.logging.log_samples:
             self.logger.log_samples(
-                step, pick_samples(rollouts, outcomes, steps, judgements, credits, cfg.logging.log_samples)
+                step, pick_samples(
+                    rollouts, outcomes, steps, judgements, credits, cfg.logging.log_samples, batch.advantages
+                )
             )
         return metrics
 
@@ -141,27 +148,40 @@ class Trainer:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    def _judge(self, rollouts: list[Rollout], steps) -> list[Judgement]:
-        if not self.use_critic:
-            return cs.judge([None] * len(rollouts), steps, self.cfg.critic.vote)
-        # A response with no step has nothing to critique: it keeps its outcome credit.
-        todo = [i for i, s in enumerate(steps) if s.texts]
-        messages = cs.critique_messages(
-            [rollouts[i] for i in todo], [steps[i] for i in todo], self.cfg.critic.use_reference_answer
+    def _generate(self, step: int) -> list[Rollout]:
+        problems = self.source.batch(step, self.cfg.data.prompts_per_step)
+        return self.workers.generate(
+            [self._prompt_ids(p) for p in problems], problems, seed=step_seed(self.cfg.seed, "rollout", step)
         )
-        results, hits = self.critique_cache.critique(self.workers, messages, [steps[i].texts for i in todo])
-        self._cache_hits = hits
-        per_response = [None] * len(rollouts)
-        for i, result in zip(todo, results):
-            per_response[i] = result
-        return cs.judge(per_response, steps, self.cfg.critic.vote)
+
+    def _judge_and_reference(self, rollouts, steps, outcomes, timer: StageTimer):
+        """The critic's judgements and the reference log-probs [B, L] (None without a KL term),
+        concurrently when ``trainer.overlap``: they are independent."""
+        timer.inner.update(("critic", "reference"))
+
+        def judge():
+            with timer("critic"):
+                return self.judge_stage.run(self.workers, rollouts, steps, outcomes)
+
+        def reference():
+            if self.cfg.algo.kl_coef <= 0:
+                return None
+            with timer("reference"):
+                return self.workers.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
+
+        if self.cfg.trainer.overlap:
+            return concurrently(judge, reference)
+        return judge(), reference()
 
     def _check_fresh(self, rollouts: list[Rollout]) -> None:
-        stale = [r.weight_version for r in rollouts if r.weight_version != self.version]
+        # rollout_ahead = 1: sampled one version behind the learner; never more, never ahead.
+        lag = self.cfg.trainer.rollout_ahead
+        stale = [r.weight_version for r in rollouts if not 0 <= self.version - r.weight_version <= lag]
         if stale:
             raise StaleRolloutError(
                 f"{len(stale)} rollouts were sampled with weight version {sorted(set(stale))}, "
-                f"but the learner is at version {self.version}: a weight sync did not reach every engine"
+                f"but the learner is at version {self.version} (trainer.rollout_ahead = {lag} allows "
+                f"{self.version - lag}..{self.version}): a weight sync did not reach every engine"
             )
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -172,7 +192,10 @@ class Trainer:
     def _save(self, step: int) -> None:
         ckpt = self.run_dir / "checkpoints" / f"step_{step:06d}"
         self.workers.save_checkpoint(ckpt)
-        save_trainer_state(ckpt, {"step": step, "weight_version": self.version})
+        save_trainer_state(
+            ckpt, {"step": step, "weight_version": self.version, "next_batch": step + 1},
+            capture_driver_state(self.workers.critic, self.judge_stage.cache),
+        )
 
     def _resume(self) -> int:
         found = latest_checkpoint(self.run_dir) if self.cfg.trainer.resume else None
@@ -184,12 +207,15 @@ class Trainer:
         # Steps logged after the checkpoint are redone: drop their rows so the log shows the
         # trajectory the weights actually took.
         truncate_metrics(self.run_dir, last_step=state["step"])
-        log.info("resuming from %s (step %d)", path, state["step"])
+        log.info("resuming from %s (step %d)", path, state["step"], extra=CONSOLE)
         self.workers.load_checkpoint(path)
         # Engines restart with the initial weights: push the checkpoint's weights before
         # generating, so no rollout after a resume is made with stale weights.
         self.version = self.workers.sync_weights(state["weight_version"])
-        return state["step"] + 1
+        driver_state = load_driver_state(path)
+        if driver_state is not None:
+            restore_driver_state(driver_state, self.workers.critic, self.judge_stage.cache)
+        return state.get("next_batch", state["step"] + 1)
 
     def _critic_name(self) -> str:
         return self.cfg.critic.backend if self.use_critic else "none"

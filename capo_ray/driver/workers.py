@@ -35,14 +35,21 @@ class Workers:
     # -- start-up ---------------------------------------------------------------------------
     @classmethod
     def start(cls, cfg: Config, model_path: str, groups: Any, owns_ray: bool) -> "Workers":
+        from capo_ray.driver.console import console
+
         w = cls(cfg, groups, owns_ray)
         try:
-            w._start_learner(model_path)
-            w._start_engines(model_path)
+            with console.stage(f"learner ({cfg.learner.num_workers} rank(s))"):
+                w._start_learner(model_path)
+            with console.stage(f"rollout engines ({cfg.rollout.num_engines})"):
+                w._start_engines(model_path)
             if cfg.algo.kl_coef > 0:
-                w._start_reference(model_path)
-            w._start_critic()
-            w._connect_sync()
+                with console.stage("reference model"):
+                    w._start_reference(model_path)
+            with console.stage(f"critic ({cfg.critic.backend if cfg.algo.name == 'capo' else 'none'})"):
+                w._start_critic()
+            with console.stage("weight-sync group"):
+                w._connect_sync()
         except BaseException:
             w.shutdown()
             raise
@@ -143,23 +150,28 @@ class Workers:
         return self.cfg.responses_per_step // self.cfg.algo.mini_batches
 
     def generate_samples(
-        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int
+        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int,
+        seed: int | None = None,
     ) -> list[list[Any]]:
         """``RolloutWorker.generate`` over the pool: prompts split into contiguous chunks over
-        the engines, results back in prompt order (P lists of n RolloutSample)."""
+        the engines, results back in prompt order (P lists of n RolloutSample). ``seed``:
+        engine i samples with ``seed + i`` (the trainer derives one per step)."""
         import ray
 
         chunks = [c for c in _split(list(range(len(prompt_ids))), len(self.engines)) if c]
         refs = [
-            e.generate.remote([prompt_ids[i] for i in idx], n, temperature, top_p, max_new_tokens)
-            for e, idx in zip(self.engines, chunks)
+            e.generate.remote(
+                [prompt_ids[i] for i in idx], n, temperature, top_p, max_new_tokens,
+                seed=None if seed is None else (seed + k) % 2**63,
+            )
+            for k, (e, idx) in enumerate(zip(self.engines, chunks))
         ]
         return [samples for per_chunk in ray.get(refs) for samples in per_chunk]
 
-    def generate(self, prompt_ids: list[list[int]], problems: list[Problem]) -> list[Rollout]:
+    def generate(self, prompt_ids: list[list[int]], problems: list[Problem], seed: int | None = None) -> list[Rollout]:
         """The step's rollouts: n samples per prompt, grouped by prompt index."""
         r = self.cfg.rollout
-        per_prompt = self.generate_samples(prompt_ids, r.n_samples, r.temperature, r.top_p, r.max_new_tokens)
+        per_prompt = self.generate_samples(prompt_ids, r.n_samples, r.temperature, r.top_p, r.max_new_tokens, seed)
         return [
             Rollout(problems[i], i, prompt_ids[i], s.response_ids, s.response_text,
                     s.token_offsets, s.logprobs, s.weight_version, s.finish_reason)
@@ -179,12 +191,14 @@ class Workers:
             )
         )
 
-    def train(self, batch: TrainBatch) -> dict[str, float]:
+    def train(self, batch: TrainBatch, off_policy: bool = False) -> dict[str, float]:
+        """``off_policy``: the rollouts are older than the weights (trainer.rollout_ahead), so
+        the PPO ratio uses their behaviour log-probs."""
         a = self.cfg.algo
         return self.learner.train(
             batch, clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
             ppo_epochs=a.ppo_epochs, mini_batch_size=self.mini_batch_size,
-            micro_batch_size=self.cfg.learner.micro_batch_size,
+            micro_batch_size=self.cfg.learner.micro_batch_size, off_policy=off_policy,
         )
 
     def sync_weights(self, version: int) -> int:

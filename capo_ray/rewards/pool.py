@@ -11,29 +11,34 @@ which raises outside the main thread).
 The deadline of a task starts when it is handed to a worker that has finished starting up
 (imports and warm-up), so a slow start-up never turns into a task timeout.
 
-Worker processes are started with ``forkserver`` by default (or ``spawn``): never plain
-``fork``, which is unsafe from a process with threads (Ray, torch). Both re-import the
-caller's ``__main__`` module, so scripts need an ``if __name__ == "__main__":`` guard.
+Each worker is a fresh Python interpreter running ``capo_ray.rewards.pool_worker`` (see there
+for why not ``multiprocessing``): it never re-imports the caller's script, so a library call
+works from a plain script with no ``if __name__ == "__main__":`` guard, from threads and from
+Ray actors alike.
 """
 
 from __future__ import annotations
 
-import importlib
-import multiprocessing as mp
-import signal
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
-import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
-from typing import Any, Callable, Literal, Sequence
+from pathlib import Path
+from typing import Any, Literal, Sequence
 
-# Messages from a worker: (kind, payload).
-_READY, _OK, _FAILED, _FATAL = "ready", "ok", "failed", "fatal"
+from capo_ray.rewards.pool_worker import FATAL, OK, READY
+
 _IDLE_POLL_S = 0.05  # how often to re-check start-up while no worker is ready yet
+_WORKER_MAIN = "from capo_ray.rewards.pool_worker import main; main()"
+# The folder holding the capo_ray package, so the worker interpreter finds it however the
+# caller did (installed, PYTHONPATH, or a script run from the checkout).
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class PoolStartupError(RuntimeError):
@@ -47,39 +52,9 @@ class TaskOutcome:
     error: str | None = None  # why, when status == "error"
 
 
-def _resolve(target: str) -> Callable[[Any], Any]:
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def _serve(conn: Connection, target: str, warmup: Any) -> None:
-    """Worker main loop: run ``target`` on each task received until a None or EOF."""
-    # Ctrl-C goes to the whole process group; the parent decides when workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        fn = _resolve(target)
-        if warmup is not None:
-            fn(warmup)
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
-        conn.send((_FATAL, traceback.format_exc()))
-        return
-    conn.send((_READY, None))
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return  # the parent is gone
-        if task is None:
-            return
-        try:
-            conn.send((_OK, fn(task)))
-        except Exception as exc:  # noqa: BLE001 - one bad input must not end the worker
-            conn.send((_FAILED, f"{type(exc).__name__}: {exc}"))
-
-
 @dataclass(eq=False)  # identity semantics: the pool finds a worker by ``is``
 class _Worker:
-    process: BaseProcess
+    process: subprocess.Popen
     conn: Connection
     spawned_at: float
     ready: bool = False
@@ -96,11 +71,19 @@ def _stop_workers(workers: list[_Worker]) -> None:
             pass
     deadline = time.monotonic() + 1.0
     for worker in workers:
-        worker.process.join(max(0.0, deadline - time.monotonic()))
-        if worker.process.is_alive():
+        if not _reap(worker.process, max(0.0, deadline - time.monotonic())):
             worker.process.kill()
-            worker.process.join(1.0)
+            _reap(worker.process, 1.0)
         worker.conn.close()
+
+
+def _reap(process: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for ``process`` to exit; whether it has."""
+    try:
+        process.wait(timeout_s)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 class DeadlinePool:
@@ -117,24 +100,16 @@ class DeadlinePool:
         timeout_s: float,
         *,
         warmup: Any = None,
-        start_method: Literal["forkserver", "spawn"] = "forkserver",
         startup_timeout_s: float = 120.0,
     ) -> None:
         if num_workers < 1:
             raise ValueError(f"DeadlinePool: num_workers must be >= 1, got {num_workers}")
         if timeout_s <= 0:
             raise ValueError(f"DeadlinePool: timeout_s must be > 0, got {timeout_s}")
-        if start_method not in ("forkserver", "spawn"):
-            raise ValueError(f"DeadlinePool: start_method must be 'forkserver' or 'spawn', got {start_method!r}")
         self._target = target
         self._warmup = warmup
         self._timeout_s = timeout_s
         self._startup_timeout_s = startup_timeout_s
-        self._ctx = mp.get_context(start_method)
-        if start_method == "forkserver":
-            # The fork server imports the target once; each (re)started worker is then a cheap
-            # fork of it. No effect if this process already started its fork server.
-            self._ctx.set_forkserver_preload(["__main__", target.partition(":")[0]])
         self._lock = threading.Lock()
         self._closed = False
         self._startup_deaths = 0
@@ -143,17 +118,24 @@ class DeadlinePool:
         self._finalizer = weakref.finalize(self, _stop_workers, self._workers)
 
     def _spawn(self) -> _Worker:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=_serve, args=(child_conn, self._target, self._warmup), daemon=True, name="capo-verify"
-        )
-        process.start()
-        child_conn.close()
-        return _Worker(process=process, conn=parent_conn, spawned_at=time.monotonic())
+        parent_sock, child_sock = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_MAIN, str(child_sock.fileno())],
+                pass_fds=[child_sock.fileno()], stdin=subprocess.DEVNULL, env=env,
+            )
+        finally:
+            child_sock.close()
+        conn = Connection(parent_sock.detach())
+        # Buffered by the socket until the worker has started and reads it.
+        conn.send((list(sys.path), self._target, self._warmup))
+        return _Worker(process=process, conn=conn, spawned_at=time.monotonic())
 
     def _replace(self, worker: _Worker) -> None:
         worker.process.kill()
-        worker.process.join(1.0)
+        _reap(worker.process, 1.0)
         worker.conn.close()
         self._workers[self._workers.index(worker)] = self._spawn()
 
@@ -208,27 +190,27 @@ class DeadlinePool:
             except (EOFError, OSError):
                 self._on_death(worker, outcomes)
                 continue
-            if kind == _FATAL:
+            if kind == FATAL:
                 raise PoolStartupError(f"verifier worker failed to start ({self._target}):\n{payload}")
-            if kind == _READY:
+            if kind == READY:
                 worker.ready = True
                 continue
             assert worker.task is not None, "a worker answered without a task"
-            outcomes[worker.task] = TaskOutcome("ok", value=payload) if kind == _OK else TaskOutcome("error", error=payload)
+            outcomes[worker.task] = TaskOutcome("ok", value=payload) if kind == OK else TaskOutcome("error", error=payload)
             worker.task = None
 
     def _on_death(self, worker: _Worker, outcomes: list[TaskOutcome | None]) -> None:
-        worker.process.join(1.0)
+        _reap(worker.process, 1.0)
         if not worker.ready:
             # Dying before "ready" without a traceback (e.g. a crash in a C extension on
             # import) would otherwise respawn forever.
             self._startup_deaths += 1
             if self._startup_deaths > 3 * len(self._workers):
                 raise PoolStartupError(
-                    f"verifier workers keep dying on start-up ({self._target}, exit code {worker.process.exitcode})"
+                    f"verifier workers keep dying on start-up ({self._target}, exit code {worker.process.returncode})"
                 )
         if worker.task is not None:
-            reason = f"worker process died (exit code {worker.process.exitcode})"
+            reason = f"worker process died (exit code {worker.process.returncode})"
             outcomes[worker.task] = TaskOutcome("error", error=reason)
         self._replace(worker)
 

@@ -48,7 +48,7 @@ def _to_device(batch: TrainBatch, device: torch.device) -> TrainBatch:
     move = {name: getattr(batch, name).to(device) for name in
             ("input_ids", "attention_mask", "response_mask", "advantages", "old_logprobs")}
     ref = None if batch.ref_logprobs is None else batch.ref_logprobs.to(device)
-    return TrainBatch(**move, ref_logprobs=ref, meta=dict(batch.meta))
+    return TrainBatch(**move, ref_logprobs=ref)
 
 
 def _counts(response_mask: torch.Tensor) -> tuple[float, float]:

@@ -268,6 +268,16 @@ class WeightSyncExtension:
         except Exception:  # noqa: BLE001 - best effort; the caller marks the engine not intact
             pass
 
+    def capo_reseed(self, seed: int) -> None:
+        """Seed this worker's generators before a generate call. vLLM samples from the global
+        torch generator when requests carry no seed of their own, so a seed per step makes
+        a step's samples independent of how many steps this engine served before (exact
+        resume); per-request seeds are avoided because they crash the CPU engine."""
+        import random
+
+        random.seed(seed)
+        torch.manual_seed(seed)
+
     def capo_close_sync_group(self) -> None:
         group = getattr(self, "_capo_sync_group", None)
         if group is not None:

@@ -1,6 +1,8 @@
 """MathVerifier: equivalence by math-verify, per-check deadlines, threads, no evaluation."""
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +151,20 @@ def test_is_correct_in_a_thread():
     assert results == [True]
     assert is_correct("The answer is 5.", "5")
     assert not is_correct("\\boxed{6}", "5")
+
+
+def test_is_correct_at_the_top_level_of_a_plain_script(tmp_path):
+    # The shape of a user's quick check: no main guard, a pair only math-verify can decide.
+    script = tmp_path / "check.py"
+    script.write_text(
+        "from capo_ray.rewards import is_correct\n"
+        "print(is_correct('\\\\boxed{\\\\sqrt{8}}', '2\\\\sqrt{2}'), is_correct('\\\\boxed{x^2}', 'x^3'))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=180, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "HOME": str(Path.home())})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
 
 
 def test_model_text_is_never_executed(verifier, tmp_path):

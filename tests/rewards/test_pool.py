@@ -1,7 +1,10 @@
 """DeadlinePool: deadlines, crashes and replacement, with stdlib functions as targets (the
 worker imports its target by name, and tests/ is not an importable package)."""
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,9 +54,38 @@ def test_target_that_cannot_import_fails_clearly():
     [
         ({"num_workers": 0, "timeout_s": 1.0}, "num_workers"),
         ({"num_workers": 1, "timeout_s": 0.0}, "timeout_s"),
-        ({"num_workers": 1, "timeout_s": 1.0, "start_method": "fork"}, "start_method"),
     ],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DeadlinePool("builtins:abs", **kwargs)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
+    """Run ``body`` as a plain script (no main guard) in a fresh interpreter."""
+    script = tmp_path / "plain_script.py"
+    script.write_text(body)
+    return subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(Path.home())},
+    )
+
+
+def test_workers_never_rerun_the_callers_script(tmp_path):
+    # Top-level code with no `if __name__ == "__main__":` guard. A worker that re-imported the
+    # caller's main module (multiprocessing spawn / forkserver do) would append a second line
+    # and start a pool of its own during start-up.
+    result = run_script(tmp_path, (
+        "from pathlib import Path\n"
+        "from capo_ray.rewards.pool import DeadlinePool\n"
+        "with open(Path(__file__).with_suffix('.runs'), 'a') as f:\n"
+        "    f.write('ran\\n')\n"
+        "with DeadlinePool('builtins:abs', num_workers=2, timeout_s=10.0) as pool:\n"
+        "    print(pool.map([-4, 5]))\n"
+    ))
+    assert result.returncode == 0, result.stderr
+    assert "TaskOutcome(status='ok', value=4" in result.stdout
+    assert (tmp_path / "plain_script.runs").read_text() == "ran\n"
