@@ -253,10 +253,14 @@ class TrainerConfig:
     # weight version behind; their behaviour log-probs feed the PPO ratio).
     overlap: bool = True
     rollout_ahead: int = 0
+    # Wall-clock seconds for the training loop (0: none): stop before a step that would not
+    # finish in time, judged by the steps measured so far (the demo's promise on slow CPUs).
+    time_budget_s: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "trainer.steps: must be >= 1")
         check(self.save_every >= 0, "trainer.save_every: must be >= 0")
+        check(self.time_budget_s >= 0, "trainer.time_budget_s: must be >= 0 (0: no budget)")
         check(self.max_step_failures >= 0, "trainer.max_step_failures: must be >= 0")
         check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")

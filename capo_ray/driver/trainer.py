@@ -20,6 +20,7 @@ from capo_ray.config.strict import to_dict
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
 from capo_ray.driver import credit_stage as cs
+from capo_ray.driver.budget import StepBudget
 from capo_ray.driver.console import CONSOLE, console
 from capo_ray.driver.checkpoint import (
     capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
@@ -70,9 +71,15 @@ class Trainer:
         start = self._resume()
         total = self.cfg.trainer.steps
         progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
+        budget = StepBudget(self.cfg.trainer.time_budget_s)
         try:
             for step in range(start, total):
+                if not budget.allows_another():
+                    log.warning("trainer.time_budget_s=%.0f: stopping after %d of %d steps (%.0f s a step on "
+                                "this machine)", budget.seconds, step, total, budget.expected_step_s())
+                    break
                 metrics = self.train_step(step)
+                budget.record(metrics["time/step"])
                 self.logger.log_step(step, metrics)
                 progress.update(step, metrics)
                 if self._should_save(step):

@@ -95,15 +95,15 @@ class PromptOutput:
 def engine_env(device: str, threads: int = 0) -> dict[str, str]:
     """Environment for a process that builds an engine (a Ray actor's ``runtime_env``, or this
     process before an in-process engine): the one place it is decided. ``threads`` (CPU):
-    compute threads, 0 for every core of the node (stages run one at a time; capo_ray.hardware)."""
+    compute threads, 0 for capo_ray.hardware.engine_threads' choice."""
     if device == "cuda":
         return {}
-    from capo_ray.hardware import cpu_worker_env, stage_threads
+    from capo_ray.hardware import cpu_worker_env, engine_threads
 
     # In-process engine core: ~2 s start instead of ~15 s, and the weight-sync extension runs
     # in the actor's own process (docs/cpu-notes.md). The KV cache is sized by the engine
     # arguments (kv_cache_memory_bytes), not by VLLM_CPU_KVCACHE_SPACE.
-    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(threads=stage_threads(threads))}
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(threads=engine_threads(threads))}
 
 
 def executor_backend(tensor_parallel_size: int) -> str:

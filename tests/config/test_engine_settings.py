@@ -80,11 +80,11 @@ def test_auto_dtype_resolves_at_one_call_site():
 
 
 def test_engine_env_is_decided_by_the_device():
-    from capo_ray.hardware import cpu_worker_env, stage_threads
+    from capo_ray.hardware import cpu_worker_env, engine_threads
 
     # CPU: in-process engine core plus the CPU worker settings (threads, allocator); the KV
     # cache is an engine argument, never the legacy env var.
-    assert engine_env("cpu") == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(stage_threads(0))}
+    assert engine_env("cpu") == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(engine_threads(0))}
     assert "VLLM_CPU_KVCACHE_SPACE" not in engine_env("cpu")
     assert engine_env("cuda") == {}
 
