@@ -38,7 +38,8 @@ class RolloutConfig:
     top_p: float = 1.0
     max_new_tokens: int = 96
     max_model_len: int = 1024
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
+    # auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (capo_ray.hardware)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     enforce_eager: bool = True  # CPU: torch.compile reruns at every start (~90 s); GPU: set false
     gpu_memory_utilization: float = 0.5
     kv_cache_gib: int = 1  # CPU engines only (VLLM_CPU_KVCACHE_SPACE)
@@ -81,7 +82,8 @@ class CriticConfig:
     model_path: str = "smollm2"
     num_engines: int = 1
     tensor_parallel_size: int = 1
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
+    # auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (capo_ray.hardware)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     temperature: float = 0.7
     max_tokens: int = 256
     max_model_len: int = 2048
@@ -153,7 +155,7 @@ class LearnerConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 4  # sequences per forward/backward per rank
-    torch_threads: int = 1
+    torch_threads: int = 0  # per rank; 0: the node's cores split over the ranks (capo_ray.hardware)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -161,7 +163,7 @@ class LearnerConfig:
         check(self.zero_stage in (1, 2, 3), f"learner.zero_stage: {self.zero_stage} is not one of [1, 2, 3]")
         check(self.lr > 0, "learner.lr: must be > 0")
         check(self.micro_batch_size >= 1, "learner.micro_batch_size: must be >= 1")
-        check(self.torch_threads >= 1, "learner.torch_threads: must be >= 1")
+        check(self.torch_threads >= 0, "learner.torch_threads: must be >= 0 (0: cores / ranks)")
 
 
 @dataclass
@@ -239,6 +241,9 @@ class LoggingConfig:
     # false: the terminal shows start-up stages, progress and step summaries, warnings; engine,
     # Ray and library output goes to RUN_DIR/logs/output.log. true: everything on the terminal.
     verbose: bool = False
+    # PNG plots of the run's curves at the end (linked from report.md); about 1 s a plot on a
+    # 2-core CPU, so tests that only exercise the loop turn them off.
+    plots: bool = True
 
 
 @dataclass
@@ -255,6 +260,11 @@ class TrainerConfig:
     eval_limit: int = 64  # problems per benchmark
     eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
     eval_max_new_tokens: int = 512
+    # Overlap (docs/judge-service.md): the reference forward runs during the critique requests;
+    # rollout_ahead=1 generates step t+1's rollouts while step t is judged and trained (one
+    # weight version behind; their behaviour log-probs feed the PPO ratio).
+    overlap: bool = True
+    rollout_ahead: int = 0
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "trainer.steps: must be >= 1")
@@ -263,3 +273,4 @@ class TrainerConfig:
         check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
         check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")
+        check(self.rollout_ahead in (0, 1), f"trainer.rollout_ahead: {self.rollout_ahead} is not one of [0, 1]")

@@ -11,6 +11,7 @@ import torch
 
 from capo_ray.config import Config
 from capo_ray.driver.memory import peak_rss_of_pids
+from capo_ray.hardware import choose_dtype, learner_threads, stage_threads
 from capo_ray.records import CritiqueResult, Problem, Rollout, TrainBatch
 
 log = logging.getLogger("capo_ray")
@@ -29,6 +30,7 @@ class Workers:
         self.critic: Any = None
         self.sync_session: Any = None
         self.sync_meta: Any = None
+        self.engine_dtype = cfg.rollout.dtype  # what "auto" resolved to, once engines start
 
     # -- start-up ---------------------------------------------------------------------------
     @classmethod
@@ -66,7 +68,7 @@ class Workers:
             grad_clip=cfg.learner.grad_clip,
             micro_batch_size=cfg.learner.micro_batch_size,
             mini_batch_size=self.mini_batch_size,
-            torch_threads=cfg.learner.torch_threads,
+            torch_threads=learner_threads(cfg.learner.torch_threads, cfg.learner.num_workers),
             device=cfg.cluster.device,
             weight_decay=cfg.learner.weight_decay,
             gradient_checkpointing=cfg.model.gradient_checkpointing,
@@ -89,9 +91,10 @@ class Workers:
 
         cfg, r = self.cfg, self.cfg.rollout
         remote = ray.remote(RolloutWorker)
+        self.engine_dtype = choose_dtype(r.dtype, cfg.cluster.device, "rollout engine")
         for i in range(r.num_engines):
             engine_cfg = EngineConfig(
-                model=model_path, dtype=r.dtype, seed=self.cfg.seed + i, max_model_len=r.max_model_len,
+                model=model_path, dtype=self.engine_dtype, seed=self.cfg.seed + i, max_model_len=r.max_model_len,
                 tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
                 gpu_memory_utilization=r.gpu_memory_utilization, cpu_kv_cache_gib=r.kv_cache_gib,
                 worker_extension_cls=EXTENSION,
@@ -112,7 +115,9 @@ class Workers:
 
         cfg = self.cfg
         self.reference = create_reference_actor(
-            model_path, dtype=cfg.model.dtype, torch_threads=cfg.learner.torch_threads,
+            # The reference stage runs alone: it may use every core (capo_ray.hardware).
+            model_path, dtype=cfg.model.dtype,
+            torch_threads=stage_threads() if cfg.cluster.device == "cpu" else cfg.learner.torch_threads,
             temperature=cfg.rollout.temperature, device=cfg.cluster.device,
             num_cpus=cfg.cluster.reference_cpus, num_gpus=cfg.cluster.reference_gpus,
             placement_group=self.groups.by_role["reference"], bundle_index=0,
@@ -129,7 +134,7 @@ class Workers:
         from capo_ray.workers.rollout import PlanWith, connect_weight_sync
         from capo_ray.workers.weight_sync import WeightSender
 
-        send_dtype = _SEND_DTYPES.get(self.cfg.rollout.dtype)
+        send_dtype = _SEND_DTYPES.get(self.engine_dtype)
         bucket = self.cfg.rollout.sync_bucket_mb
         self.sync_session = connect_weight_sync(
             lambda spec: self.learner.attach_async("weight_sender", WeightSender, spec, bucket, send_dtype),
@@ -186,12 +191,14 @@ class Workers:
             )
         )
 
-    def train(self, batch: TrainBatch) -> dict[str, float]:
+    def train(self, batch: TrainBatch, off_policy: bool = False) -> dict[str, float]:
+        """``off_policy``: the rollouts are older than the weights (trainer.rollout_ahead), so
+        the PPO ratio uses their behaviour log-probs."""
         a = self.cfg.algo
         return self.learner.train(
             batch, clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
             ppo_epochs=a.ppo_epochs, mini_batch_size=self.mini_batch_size,
-            micro_batch_size=self.cfg.learner.micro_batch_size,
+            micro_batch_size=self.cfg.learner.micro_batch_size, off_policy=off_policy,
         )
 
     def sync_weights(self, version: int) -> int:

@@ -188,6 +188,7 @@ class LearnerWorker(RankActor):
         mini_batch_size: int,
         micro_batch_size: int,
         objective: str = "policy",
+        off_policy: bool = False,
     ) -> dict[str, float]:
         """Train on this rank's ``shard`` (``learner_group.shard_rows``): for each epoch, one
         optimizer step per mini-batch (``mini_batch_size`` rows over all ranks).
@@ -195,6 +196,7 @@ class LearnerWorker(RankActor):
         On-policy shortcut: with one epoch and one mini-batch the weights have not moved since
         the rollout, so old log probs = current log probs (detached) and the ratio is exactly
         1; this saves a forward pass and ignores the engine-vs-learner numerical mismatch.
+        ``off_policy`` (rollouts sampled with older weights, trainer.rollout_ahead) turns it off.
         Otherwise ``shard.old_logprobs`` must hold the behaviour log probs (from
         ``compute_logprobs`` before training, or from the rollout engine).
 
@@ -207,7 +209,7 @@ class LearnerWorker(RankActor):
         rows = _rows_per_step(len(shard), mini_batch_size, micro_batch_size, self.world_size, ppo_epochs, agg)
         self._set_accumulation(micro_batch_size, rows // micro_batch_size)
         num_steps = len(shard) // rows
-        on_policy = ppo_epochs == 1 and num_steps == 1
+        on_policy = ppo_epochs == 1 and num_steps == 1 and not off_policy
         if objective not in ("policy", "sft"):
             raise ValueError(f"objective must be 'policy' or 'sft', got {objective!r}")
         if not on_policy and objective == "policy":
@@ -293,8 +295,14 @@ class LearnerWorker(RankActor):
             temperature=self.settings.temperature,
             with_entropy=self.settings.log_entropy,
             response_mask=micro.response_mask,
+            share_prefix=self._share_prefix,
         )
         return out if self.settings.log_entropy else (out, None)
+
+    @property
+    def _share_prefix(self) -> bool:
+        # ZeRO-3 needs equal forward counts on all ranks; HF drops the cache under checkpointing.
+        return self.settings.zero_stage != 3 and not self.settings.gradient_checkpointing
 
     def _check_finite(self, loss: torch.Tensor, where: str) -> None:
         # Agreed over all ranks: one rank raising alone would leave the others blocked in
@@ -327,6 +335,7 @@ class LearnerWorker(RankActor):
                 micro_batch_size=micro_batch_size,
                 temperature=self.settings.temperature,
                 response_mask=None if response_mask is None else response_mask.to(self.device),
+                share_prefix=self._share_prefix,
             )
         return out.cpu()
 

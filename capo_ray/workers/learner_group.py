@@ -165,6 +165,7 @@ class LearnerGroup:
         mini_batch_size: int,
         micro_batch_size: int,
         objective: str = "policy",
+        off_policy: bool = False,
     ) -> dict[str, float]:
         """Train on ``batch`` (all rows; ``mini_batch_size`` rows per optimizer step over all
         ranks, ``micro_batch_size`` rows per rank per forward; see ``plan_rows`` for padding).
@@ -180,7 +181,9 @@ class LearnerGroup:
         padded, mini = plan_rows(len(batch), self.world_size, mini_batch_size, micro_batch_size)
         shards = shard_rows(pad_rows(batch, padded), self.world_size, mini)
         refs = [
-            actor.train.remote(shard, clip_low, clip_high, kl_coef, agg, ppo_epochs, mini, micro_batch_size, objective)
+            actor.train.remote(
+                shard, clip_low, clip_high, kl_coef, agg, ppo_epochs, mini, micro_batch_size, objective, off_policy
+            )
             for actor, shard in zip(self.actors, shards)
         ]
         metrics = merge_metrics(ray.get(refs))

@@ -27,7 +27,7 @@ def _msgs(steps):
 def _judge_step(critic, cache, step):
     # a repeat of earlier responses (cache hits) plus one the critic has not seen (fresh draws)
     batch = STEPS + [[f"{step} + 1 = {step + 1}", "\\boxed{0}"]]
-    results, _ = cache.critique(critic, [_msgs(s) for s in batch], batch)
+    results = cache.critique(critic, [_msgs(s) for s in batch], batch)
     return [r.texts for r in results]
 
 
@@ -51,10 +51,11 @@ def test_resumed_critic_and_cache_repeat_the_uninterrupted_run(tmp_path):
 
 def test_cache_hits_are_part_of_the_state():
     critic, cache = ArithCritic(k=2, flip_noise=0.5, seed=1), CritiqueCache(10)
-    first, _ = cache.critique(critic, [_msgs(STEPS[0])], [STEPS[0]])
+    first = cache.critique(critic, [_msgs(STEPS[0])], [STEPS[0]])
     restored = CritiqueCache(10)
     restored.load_state_dict(json.loads(json.dumps(cache.state_dict())))
-    again, hits = restored.critique(ArithCritic(k=2, flip_noise=0.5, seed=99), [_msgs(STEPS[0])], [STEPS[0]])
+    again = restored.critique(ArithCritic(k=2, flip_noise=0.5, seed=99), [_msgs(STEPS[0])], [STEPS[0]])
+    hits = sum(r.cached for r in again)  # the hit count travels on the results
     assert hits == 1 and again[0].texts == first[0].texts
 
 
