@@ -22,32 +22,30 @@ def make_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def _setup_logging(run_dir: Path) -> None:
-    """Log to stderr and to this run's train.log, replacing the handlers of an earlier run in
-    the same process (tests, notebooks) so one run's log never collects another's lines."""
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger("capo_ray")
-    root.setLevel(logging.INFO)
-    for old in list(root.handlers):
-        root.removeHandler(old)
-        old.close()
-    for handler in (logging.StreamHandler(), logging.FileHandler(run_dir / "train.log")):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-
-
 def run(cfg: Config) -> Path:
     """Train with a validated config; returns the run directory (metrics, report, checkpoints)."""
+    from capo_ray.driver.console import console
+
+    run_dir = make_run_dir(cfg)
+    console.open(run_dir, cfg.logging.verbose)
+    try:
+        return _train(cfg, run_dir)
+    finally:
+        console.close()
+
+
+def _train(cfg: Config, run_dir: Path) -> Path:
     from capo_ray.driver.cluster import start_workers
+    from capo_ray.driver.console import CONSOLE, console
     from capo_ray.driver.recovery import is_recoverable
     from capo_ray.driver.trainer import Trainer, write_config
     from capo_ray.models.resolve import load_policy_tokenizer
 
-    run_dir = make_run_dir(cfg)
-    _setup_logging(run_dir)
     write_config(run_dir, cfg)
-    log.info("run directory: %s", run_dir)
-    tokenizer = load_policy_tokenizer(cfg.model.path)
+    where = "" if cfg.logging.verbose else " (engine, Ray and library output: logs/output.log)"
+    log.info("run directory: %s%s", run_dir, where, extra=CONSOLE)
+    with console.stage("policy tokenizer"):
+        tokenizer = load_policy_tokenizer(cfg.model.path)
     failures = 0
     while True:
         workers = start_workers(cfg)
@@ -65,7 +63,8 @@ def run(cfg: Config) -> Path:
             )
         finally:
             workers.shutdown()
-    log.info("done: %d steps (%d recovered failures); report at %s", len(history), failures, run_dir / "report.md")
+    log.info("done: %d steps (%d recovered failures); report at %s", len(history), failures, run_dir / "report.md",
+             extra=CONSOLE)
     return run_dir
 
 

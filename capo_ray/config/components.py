@@ -38,7 +38,8 @@ class RolloutConfig:
     top_p: float = 1.0
     max_new_tokens: int = 96
     max_model_len: int = 1024
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
+    # auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (capo_ray.hardware)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     enforce_eager: bool = True  # CPU: torch.compile reruns at every start (~90 s); GPU: set false
     gpu_memory_utilization: float = 0.5
     kv_cache_gib: int = 1  # CPU engines only (VLLM_CPU_KVCACHE_SPACE)
@@ -81,7 +82,8 @@ class CriticConfig:
     model_path: str = "smollm2"
     num_engines: int = 1
     tensor_parallel_size: int = 1
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
+    # auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (capo_ray.hardware)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     temperature: float = 0.7
     max_tokens: int = 256
     max_model_len: int = 2048
@@ -153,7 +155,7 @@ class LearnerConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 4  # sequences per forward/backward per rank
-    torch_threads: int = 1
+    torch_threads: int = 0  # per rank; 0: the node's cores split over the ranks (capo_ray.hardware)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -161,7 +163,7 @@ class LearnerConfig:
         check(self.zero_stage in (1, 2, 3), f"learner.zero_stage: {self.zero_stage} is not one of [1, 2, 3]")
         check(self.lr > 0, "learner.lr: must be > 0")
         check(self.micro_batch_size >= 1, "learner.micro_batch_size: must be >= 1")
-        check(self.torch_threads >= 1, "learner.torch_threads: must be >= 1")
+        check(self.torch_threads >= 0, "learner.torch_threads: must be >= 0 (0: cores / ranks)")
 
 
 @dataclass
@@ -182,9 +184,18 @@ class DataConfig:
     operand_min: int = 1
     operand_max: int = 10
     operators: list[str] = field(default_factory=lambda: ["+", "-", "*"])
+    # chain generator knobs (data=chain; it shares operand_min/operand_max/operators with arith):
+    # each problem has min_ops..max_ops dependent operations, every value stays in [0, max_value]
+    min_ops: int = 3
+    max_ops: int = 6
+    max_value: int = 99
 
     def __post_init__(self) -> None:
         check(self.prompts_per_step >= 1, "data.prompts_per_step: must be >= 1")
+        if self.name == "chain":
+            check(1 <= self.min_ops <= self.max_ops, "data.min_ops/max_ops: need 1 <= min_ops <= max_ops")
+            check(self.operand_min >= 0, "data.operand_min: must be >= 0 for data=chain")
+            check(self.max_value >= 2 * max(self.operand_max, 1), "data.max_value: must be >= 2 * data.operand_max")
         check(self.num_ops >= 1, "data.num_ops: must be >= 1")
         check(self.operand_min <= self.operand_max, "data.operand_min: must be <= operand_max")
         bad = [op for op in self.operators if op not in ("+", "-", "*")]
@@ -227,6 +238,9 @@ class LoggingConfig:
     project: str = "capo-ray"
     progress_bar: bool = True
     log_samples: int = 2  # responses per step written in full (critiques, votes, penalized tokens)
+    # false: the terminal shows start-up stages, progress and step summaries, warnings; engine,
+    # Ray and library output goes to RUN_DIR/logs/output.log. true: everything on the terminal.
+    verbose: bool = False
 
 
 @dataclass

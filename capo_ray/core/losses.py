@@ -173,3 +173,26 @@ def policy_loss(
     stats["kl"] = kl.detach()
     stats["pg_loss"] = pg_loss.detach()
     return pg_loss + kl_coef * kl, stats
+
+
+# --- supervised fine-tuning ----------------------------------------------------------------
+
+
+def masked_nll(
+    logprobs: torch.Tensor, mask: torch.Tensor, agg: str = "token_mean"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Negative log-likelihood of the masked-in tokens: the SFT cold start's loss.
+
+    ``mask`` is 1 on the response tokens (the prompt is never trained on), aggregated like the
+    policy loss (``aggregate``). Stats carry the keys the learner reports for the policy loss
+    ("pg_loss" is the NLL itself; "kl", "clip_frac", "approx_kl" are 0) so one metrics path
+    serves both objectives.
+
+    Shapes: logprobs [B, T], mask [B, T] -> (scalar, stats of detached scalars).
+    """
+    check_2d("logprobs", logprobs)
+    check_same_shape("logprobs", logprobs, mask=mask)
+    loss = aggregate(-logprobs, mask, agg)
+    zero = torch.zeros((), dtype=loss.dtype, device=loss.device)
+    stats = {"pg_loss": loss.detach(), "kl": zero, "clip_frac": zero, "approx_kl": zero}
+    return loss, stats

@@ -85,5 +85,18 @@ class ArithCritic:
             for steps in step_texts
         ]
 
+    def state_dict(self) -> dict:
+        """The flip-noise generator's state: saved in checkpoints so a resumed run flips the
+        same verdicts as one that never stopped."""
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.setstate(_as_state(state["rng"]))
+
     def shutdown(self) -> None:
         pass
+
+
+def _as_state(state):
+    # random.setstate wants tuples; a state that went through JSON comes back as lists.
+    return tuple(tuple(x) if isinstance(x, list) else x for x in state)

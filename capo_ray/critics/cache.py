@@ -63,3 +63,11 @@ class CritiqueCache:
         while len(self._items) > self.max_entries:
             self._items.popitem(last=False)
         return out
+
+    def state_dict(self) -> list[list]:
+        """The cached critiques, oldest first. A hit skips the critic (and its random draws), so
+        a resumed run needs the same cache to judge the same way as an uninterrupted one."""
+        return [[key, list(r.texts), r.error] for key, r in self._items.items()]
+
+    def load_state_dict(self, items: list[list]) -> None:
+        self._items = OrderedDict((key, CritiqueResult(texts=list(texts), error=error)) for key, texts, error in items)

@@ -12,5 +12,9 @@ from capo_ray.records import Problem
 def prompt_messages(cfg: DataConfig, problem: Problem) -> list[dict[str, str]]:
     if cfg.name == "arith":
         return few_shot_messages(problem.question)
+    if cfg.name == "chain":
+        from capo_ray.data.chain import chain_messages
+
+        return chain_messages(problem.question, cfg.few_shot)
     demos = STEP_DEMOS if cfg.few_shot else ()
     return to_chat_dicts(build_messages(problem.question, template_for(cfg.name), demos))

@@ -44,7 +44,20 @@ class DatasetStream:
         return out
 
 
-def make_source(cfg: DataConfig) -> ProblemSource:
+def chain_spec(cfg: DataConfig):
+    from capo_ray.data.chain import ChainSpec
+
+    return ChainSpec(cfg.min_ops, cfg.max_ops, cfg.operand_min, cfg.operand_max, tuple(cfg.operators), cfg.max_value)
+
+
+def make_source(cfg: DataConfig, split: str = "train") -> ProblemSource:
+    """The problems of ``split``: "train", or "heldout" (only the chain task has one)."""
+    if cfg.name == "chain":
+        from capo_ray.data.chain import ChainStream
+
+        return ChainStream(chain_spec(cfg), cfg.seed, split)
+    if split != "train":
+        raise ValueError(f"data.name={cfg.name!r} has no {split!r} stream (only data=chain does)")
     if cfg.name == "arith":
         spec = ArithmeticSpec(cfg.num_ops, cfg.operand_min, cfg.operand_max, tuple(cfg.operators))
         return ArithmeticStream(spec, cfg.seed)

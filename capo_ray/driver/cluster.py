@@ -89,13 +89,19 @@ def start_workers(cfg: Config):
     """Everything the trainer drives, started and connected (weights at version 0)."""
     from capo_ray.driver.workers import Workers
 
-    started = connect_ray(cfg)
+    from capo_ray.driver.console import console
+
+    with console.stage("ray cluster"):
+        started = connect_ray(cfg)
     plans = plan_resources(cfg)
     groups = None
     try:
-        check_cluster(plans)
-        groups = create_placement_groups(plans, cfg.cluster.placement_strategy, cfg.cluster.startup_timeout_s)
-        return Workers.start(cfg, resolve_model_path(cfg.model.path), groups, owns_ray=started)
+        with console.stage("placement groups"):
+            check_cluster(plans)
+            groups = create_placement_groups(plans, cfg.cluster.placement_strategy, cfg.cluster.startup_timeout_s)
+        with console.stage("policy weights"):
+            model_path = resolve_model_path(cfg.model.path)
+        return Workers.start(cfg, model_path, groups, owns_ray=started)
     except BaseException:
         if groups is not None:
             groups.remove()

@@ -57,11 +57,26 @@ class RunLogger:
                 log.warning("wandb finish failed: %s", err)
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a run's JSONL log. A driver killed mid-write leaves a torn last line: it is
+    dropped (that step is redone on resume); a bad line anywhere else is an error."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                log.warning("%s: dropping a torn last line (the run was killed while writing it)", path)
+                break
+            raise ValueError(f"{path}:{i + 1}: not a JSON row: {line[:80]!r}") from None
+    return rows
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    return read_jsonl(run_dir / "metrics.jsonl")
 
 
 def truncate_metrics(run_dir: Path, last_step: int) -> None:
@@ -70,5 +85,5 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
         path = run_dir / name
         if not path.exists():
             continue
-        keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
-        path.write_text("".join(line + "\n" for line in keep))
+        keep = [row for row in read_jsonl(path) if row["step"] <= last_step]
+        path.write_text("".join(json.dumps(row) + "\n" for row in keep))

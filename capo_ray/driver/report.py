@@ -1,10 +1,15 @@
 """The end-of-run report (report.md in the run directory): reward and accuracy per step,
-critic parse and abstain rates, flagged-step rate, time per stage and peak memory."""
+critic parse and abstain rates, flagged-step rate, time per stage and peak memory, and links
+to the metric plots it writes under ``plots/`` (PNG, the inspector's metrics page draws the
+same ones; ``capo-ray-inspect RUN_DIR`` adds the per-response credit pages)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("capo_ray")
 
 STAGES = ("rollout", "verify", "critic", "credit", "reference", "learner", "sync", "driver_other")
 _COLUMNS = (
@@ -51,6 +56,23 @@ def write_report(run_dir: Path, history: list[dict[str, Any]], title: str) -> Pa
             f"{sum(r.get('critic/judge_tokens_per_policy_token', 0.0) for r in history) / n:.2f}",
             f"- peak memory (largest process): {peak:.2f} GiB",
         ]
+    lines += _plot_section(run_dir, history)
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _plot_section(run_dir: Path, history: list[dict[str, Any]]) -> list[str]:
+    if not history:
+        return []
+    try:
+        from capo_ray.inspect.plots import write_plots
+
+        written = write_plots(history, run_dir / "plots")
+    except Exception as err:  # noqa: BLE001 - a plotting problem must not lose the report
+        log.warning("plots not written: %s: %s", type(err).__name__, err)
+        return ["", "## Plots", "", f"(not written: {type(err).__name__}: {err})"]
+    lines = ["", "## Plots", "", f"Per-response credit pages: `capo-ray-inspect {run_dir}`.", ""]
+    for title, path in written:
+        lines.append(f"![{title}]({path.relative_to(run_dir).as_posix()})")
+    return lines

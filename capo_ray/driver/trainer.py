@@ -21,13 +21,17 @@ from capo_ray.config.strict import to_dict
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
 from capo_ray.driver import credit_stage as cs
-from capo_ray.driver.checkpoint import latest_checkpoint, save_trainer_state
+from capo_ray.driver.console import CONSOLE, console
+from capo_ray.driver.checkpoint import (
+    capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
+)
 from capo_ray.driver.judge_stage import JudgeStage
 from capo_ray.driver.overlap import Prepared, RolloutPrefetch, concurrently
 from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
 from capo_ray.driver.periodic_eval import PeriodicEval
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
 from capo_ray.driver.progress import Progress
+from capo_ray.driver.rng import step_seed
 from capo_ray.driver.report import write_report
 from capo_ray.driver.samples import pick_samples
 from capo_ray.driver.timer import StageTimer, peak_rss_gib
@@ -66,7 +70,7 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         start = self._resume()
         total = self.cfg.trainer.steps
-        progress = Progress(total, start, enabled=self.cfg.logging.progress_bar)
+        progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
         try:
             for step in range(start, total):
                 metrics = self.train_step(step)
@@ -127,7 +131,9 @@ class Trainer:
         metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.workers.peak_rss_gib())
         if cfg.logging.log_samples:
             self.logger.log_samples(
-                step, pick_samples(rollouts, outcomes, steps, judgements, credits, cfg.logging.log_samples)
+                step, pick_samples(
+                    rollouts, outcomes, steps, judgements, credits, cfg.logging.log_samples, batch.advantages
+                )
             )
         return metrics
 
@@ -143,7 +149,7 @@ class Trainer:
         prompt_ids = [self._prompt_ids(p) for p in problems]
         if entered is not None:
             entered.set()  # RolloutPrefetch.start: the engines are asked now
-        return self.workers.generate(prompt_ids, problems)
+        return self.workers.generate(prompt_ids, problems, seed=step_seed(self.cfg.seed, "rollout", step))
 
     def _prepare(
         self, step: int, timer: StageTimer, with_reference: bool, entered: threading.Event | None = None
@@ -193,7 +199,10 @@ class Trainer:
     def _save(self, step: int) -> None:
         ckpt = self.run_dir / "checkpoints" / f"step_{step:06d}"
         self.workers.save_checkpoint(ckpt)
-        save_trainer_state(ckpt, {"step": step, "weight_version": self.version})
+        save_trainer_state(
+            ckpt, {"step": step, "weight_version": self.version, "next_batch": step + 1},
+            capture_driver_state(self.workers.critic, self.judge_stage.cache),
+        )
 
     def _resume(self) -> int:
         found = latest_checkpoint(self.run_dir) if self.cfg.trainer.resume else None
@@ -205,12 +214,15 @@ class Trainer:
         # Steps logged after the checkpoint are redone: drop their rows so the log shows the
         # trajectory the weights actually took.
         truncate_metrics(self.run_dir, last_step=state["step"])
-        log.info("resuming from %s (step %d)", path, state["step"])
+        log.info("resuming from %s (step %d)", path, state["step"], extra=CONSOLE)
         self.workers.load_checkpoint(path)
         # Engines restart with the initial weights: push the checkpoint's weights before
         # generating, so no rollout after a resume is made with stale weights.
         self.version = self.workers.sync_weights(state["weight_version"])
-        return state["step"] + 1
+        driver_state = load_driver_state(path)
+        if driver_state is not None:
+            restore_driver_state(driver_state, self.workers.critic, self.judge_stage.cache)
+        return state.get("next_batch", state["step"] + 1)
 
     def _critic_name(self) -> str:
         return self.cfg.critic.backend if self.use_critic else "none"

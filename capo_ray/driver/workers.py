@@ -11,6 +11,7 @@ import torch
 
 from capo_ray.config import Config
 from capo_ray.driver.memory import peak_rss_of_pids
+from capo_ray.hardware import choose_dtype, learner_threads, stage_threads
 from capo_ray.records import CritiqueResult, Problem, Rollout, TrainBatch
 
 log = logging.getLogger("capo_ray")
@@ -29,18 +30,26 @@ class Workers:
         self.critic: Any = None
         self.sync_session: Any = None
         self.sync_meta: Any = None
+        self.engine_dtype = cfg.rollout.dtype  # what "auto" resolved to, once engines start
 
     # -- start-up ---------------------------------------------------------------------------
     @classmethod
     def start(cls, cfg: Config, model_path: str, groups: Any, owns_ray: bool) -> "Workers":
+        from capo_ray.driver.console import console
+
         w = cls(cfg, groups, owns_ray)
         try:
-            w._start_learner(model_path)
-            w._start_engines(model_path)
+            with console.stage(f"learner ({cfg.learner.num_workers} rank(s))"):
+                w._start_learner(model_path)
+            with console.stage(f"rollout engines ({cfg.rollout.num_engines})"):
+                w._start_engines(model_path)
             if cfg.algo.kl_coef > 0:
-                w._start_reference(model_path)
-            w._start_critic()
-            w._connect_sync()
+                with console.stage("reference model"):
+                    w._start_reference(model_path)
+            with console.stage(f"critic ({cfg.critic.backend if cfg.algo.name == 'capo' else 'none'})"):
+                w._start_critic()
+            with console.stage("weight-sync group"):
+                w._connect_sync()
         except BaseException:
             w.shutdown()
             raise
@@ -59,7 +68,7 @@ class Workers:
             grad_clip=cfg.learner.grad_clip,
             micro_batch_size=cfg.learner.micro_batch_size,
             mini_batch_size=self.mini_batch_size,
-            torch_threads=cfg.learner.torch_threads,
+            torch_threads=learner_threads(cfg.learner.torch_threads, cfg.learner.num_workers),
             device=cfg.cluster.device,
             weight_decay=cfg.learner.weight_decay,
             gradient_checkpointing=cfg.model.gradient_checkpointing,
@@ -82,9 +91,10 @@ class Workers:
 
         cfg, r = self.cfg, self.cfg.rollout
         remote = ray.remote(RolloutWorker)
+        self.engine_dtype = choose_dtype(r.dtype, cfg.cluster.device, "rollout engine")
         for i in range(r.num_engines):
             engine_cfg = EngineConfig(
-                model=model_path, dtype=r.dtype, seed=self.cfg.seed + i, max_model_len=r.max_model_len,
+                model=model_path, dtype=self.engine_dtype, seed=self.cfg.seed + i, max_model_len=r.max_model_len,
                 tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
                 gpu_memory_utilization=r.gpu_memory_utilization, cpu_kv_cache_gib=r.kv_cache_gib,
                 worker_extension_cls=EXTENSION,
@@ -105,7 +115,9 @@ class Workers:
 
         cfg = self.cfg
         self.reference = create_reference_actor(
-            model_path, dtype=cfg.model.dtype, torch_threads=cfg.learner.torch_threads,
+            # The reference stage runs alone: it may use every core (capo_ray.hardware).
+            model_path, dtype=cfg.model.dtype,
+            torch_threads=stage_threads() if cfg.cluster.device == "cpu" else cfg.learner.torch_threads,
             temperature=cfg.rollout.temperature, device=cfg.cluster.device,
             num_cpus=cfg.cluster.reference_cpus, num_gpus=cfg.cluster.reference_gpus,
             placement_group=self.groups.by_role["reference"], bundle_index=0,
@@ -122,7 +134,7 @@ class Workers:
         from capo_ray.workers.rollout import PlanWith, connect_weight_sync
         from capo_ray.workers.weight_sync import WeightSender
 
-        send_dtype = _SEND_DTYPES.get(self.cfg.rollout.dtype)
+        send_dtype = _SEND_DTYPES.get(self.engine_dtype)
         bucket = self.cfg.rollout.sync_bucket_mb
         self.sync_session = connect_weight_sync(
             lambda spec: self.learner.attach_async("weight_sender", WeightSender, spec, bucket, send_dtype),
@@ -138,23 +150,28 @@ class Workers:
         return self.cfg.responses_per_step // self.cfg.algo.mini_batches
 
     def generate_samples(
-        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int
+        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int,
+        seed: int | None = None,
     ) -> list[list[Any]]:
         """``RolloutWorker.generate`` over the pool: prompts split into contiguous chunks over
-        the engines, results back in prompt order (P lists of n RolloutSample)."""
+        the engines, results back in prompt order (P lists of n RolloutSample). ``seed``:
+        engine i samples with ``seed + i`` (the trainer derives one per step)."""
         import ray
 
         chunks = [c for c in _split(list(range(len(prompt_ids))), len(self.engines)) if c]
         refs = [
-            e.generate.remote([prompt_ids[i] for i in idx], n, temperature, top_p, max_new_tokens)
-            for e, idx in zip(self.engines, chunks)
+            e.generate.remote(
+                [prompt_ids[i] for i in idx], n, temperature, top_p, max_new_tokens,
+                seed=None if seed is None else (seed + k) % 2**63,
+            )
+            for k, (e, idx) in enumerate(zip(self.engines, chunks))
         ]
         return [samples for per_chunk in ray.get(refs) for samples in per_chunk]
 
-    def generate(self, prompt_ids: list[list[int]], problems: list[Problem]) -> list[Rollout]:
+    def generate(self, prompt_ids: list[list[int]], problems: list[Problem], seed: int | None = None) -> list[Rollout]:
         """The step's rollouts: n samples per prompt, grouped by prompt index."""
         r = self.cfg.rollout
-        per_prompt = self.generate_samples(prompt_ids, r.n_samples, r.temperature, r.top_p, r.max_new_tokens)
+        per_prompt = self.generate_samples(prompt_ids, r.n_samples, r.temperature, r.top_p, r.max_new_tokens, seed)
         return [
             Rollout(problems[i], i, prompt_ids[i], s.response_ids, s.response_text,
                     s.token_offsets, s.logprobs, s.weight_version, s.finish_reason)

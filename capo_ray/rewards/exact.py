@@ -10,25 +10,41 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Sequence
 
-from capo_ray.rewards.extract import canonical, extract_answer, extract_reference
-from capo_ray.rewards.numeric import as_base_number, as_number
+from collections import Counter
+
+from capo_ray.rewards.extract import canonical, clean_answer, extract_pair, top_level_parts
+from capo_ray.rewards.numeric import as_number, compare_base_numbers
 from capo_ray.rewards.verdict import Verdict, check_lengths
 
 
+def _part_key(part: str) -> tuple[str, str]:
+    value = as_number(part)
+    return ("number", str(value)) if value is not None else ("text", canonical(part))
+
+
+def same_parts(answer: str, gold: str) -> bool | None:
+    """For multi-part answers ("1, -2"): the same parts in any order, each compared as a number
+    when it is one, else by spelling. None when either side is a single part."""
+    answer_parts, gold_parts = top_level_parts(clean_answer(answer)), top_level_parts(clean_answer(gold))
+    if len(answer_parts) < 2 or len(gold_parts) < 2:
+        return None
+    return Counter(map(_part_key, answer_parts)) == Counter(map(_part_key, gold_parts))
+
+
 def exact_verdict(response: str, reference: str) -> Verdict:
-    answer = extract_answer(response)
-    if answer is None or not canonical(answer):
-        return Verdict(False, "no_answer", answer)
-    gold = extract_reference(reference)
-    if gold is None or not canonical(gold):
-        return Verdict(False, "error", answer)
-    answer_value, gold_value = as_number(answer), as_number(gold)
-    if answer_value is not None and gold_value is not None:
-        return Verdict(answer_value == gold_value, "ok", answer)
-    answer_base, gold_base = as_base_number(answer), as_base_number(gold)
-    if answer_base is not None and gold_base is not None:
-        return Verdict(answer_base == gold_base, "ok", answer)
+    pair = extract_pair(response, reference)
+    if isinstance(pair, Verdict):
+        return pair
+    answer, gold = pair
+    for same in (same_parts(answer, gold), _same_number(answer, gold), compare_base_numbers(answer, gold)):
+        if same is not None:
+            return Verdict(same, "ok", answer)
     return Verdict(canonical(answer) == canonical(gold), "ok", answer)
+
+
+def _same_number(answer: str, gold: str) -> bool | None:
+    answer_value, gold_value = as_number(answer), as_number(gold)
+    return None if answer_value is None or gold_value is None else answer_value == gold_value
 
 
 class ExactMatchVerifier:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Sequence
 
-from capo_ray.rewards.extract import canonical, clean_answer, extract_answer, extract_reference
-from capo_ray.rewards.numeric import as_base_number, compare_numbers
+from capo_ray.rewards.extract import canonical, clean_answer, extract_pair
+from capo_ray.rewards.numeric import compare_base_numbers, compare_numbers
 from capo_ray.rewards.pool import DeadlinePool, TaskOutcome
 from capo_ray.rewards.verdict import Verdict, check_lengths
 
@@ -43,20 +43,15 @@ class PendingCheck:
 
 def triage(response: str, reference: str) -> Verdict | PendingCheck:
     """Decide a pair without math-verify when that is safe, else say what to check."""
-    answer = extract_answer(response)
-    if answer is None or not clean_answer(answer):
-        return Verdict(False, "no_answer", answer)
-    gold = extract_reference(reference)
-    if gold is None or not clean_answer(gold):
-        return Verdict(False, "error", answer)
+    pair = extract_pair(response, reference)
+    if isinstance(pair, Verdict):
+        return pair
+    answer, gold = pair
     if canonical(answer) == canonical(gold):
         return Verdict(True, "ok", answer)
-    same_number = compare_numbers(answer, gold)
-    if same_number is not None:
-        return Verdict(same_number, "ok", answer)
-    answer_base, gold_base = as_base_number(answer), as_base_number(gold)
-    if answer_base is not None and gold_base is not None:
-        return Verdict(answer_base == gold_base, "ok", answer)
+    for same in (compare_numbers(answer, gold), compare_base_numbers(answer, gold)):
+        if same is not None:
+            return Verdict(same, "ok", answer)
     return PendingCheck(answer=answer, task=(clean_answer(answer), clean_answer(gold)))
 
 

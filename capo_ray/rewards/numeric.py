@@ -66,3 +66,9 @@ def as_base_number(answer: str) -> tuple[str, int] | None:
     if match is None:
         return None
     return match.group(1).upper(), int(match.group(2))
+
+
+def compare_base_numbers(answer: str, reference: str) -> bool | None:
+    """True/False when both are numbers in a base (see ``as_base_number``), else None."""
+    answer_base, gold_base = as_base_number(answer), as_base_number(reference)
+    return None if answer_base is None or gold_base is None else answer_base == gold_base

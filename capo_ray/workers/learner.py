@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from capo_ray.core.losses import policy_loss
+from capo_ray.core.losses import masked_nll, policy_loss
 from capo_ray.records import TrainBatch
 from capo_ray.workers.distributed import RankActor, init_process_group
 from capo_ray.workers.ds_config import DEVICES, PRECISIONS, build_ds_config
@@ -187,6 +187,7 @@ class LearnerWorker(RankActor):
         ppo_epochs: int,
         mini_batch_size: int,
         micro_batch_size: int,
+        objective: str = "policy",
         off_policy: bool = False,
     ) -> dict[str, float]:
         """Train on this rank's ``shard`` (``learner_group.shard_rows``): for each epoch, one
@@ -199,6 +200,9 @@ class LearnerWorker(RankActor):
         Otherwise ``shard.old_logprobs`` must hold the behaviour log probs (from
         ``compute_logprobs`` before training, or from the rollout engine).
 
+        ``objective="sft"`` trains the masked NLL of the response tokens instead (the SFT cold
+        start, capo_ray/sft): advantages, old and reference log probs are then unused.
+
         Returns this rank's weighted metric sums (``LearnerGroup`` combines ranks).
         """
         start = time.perf_counter()
@@ -206,7 +210,9 @@ class LearnerWorker(RankActor):
         self._set_accumulation(micro_batch_size, rows // micro_batch_size)
         num_steps = len(shard) // rows
         on_policy = ppo_epochs == 1 and num_steps == 1 and not off_policy
-        if not on_policy:
+        if objective not in ("policy", "sft"):
+            raise ValueError(f"objective must be 'policy' or 'sft', got {objective!r}")
+        if not on_policy and objective == "policy":
             _require_old_logprobs(shard)
         shard = _to_device(shard, self.device)
         loss_args = {"clip_low": clip_low, "clip_high": clip_high, "kl_coef": kl_coef, "agg": agg}
@@ -216,7 +222,7 @@ class LearnerWorker(RankActor):
             for step in range(num_steps):
                 where = f"epoch {epoch}, mini-batch {step}"
                 mini = shard.slice(step * rows, (step + 1) * rows)
-                step_sums = self._optimizer_step(mini, micro_batch_size, on_policy, loss_args, where)
+                step_sums = self._optimizer_step(mini, micro_batch_size, on_policy, loss_args, where, objective)
                 for key, value in step_sums.items():
                     sums[key] += value
         sums["optimizer_steps"] = float(ppo_epochs * num_steps)
@@ -241,7 +247,8 @@ class LearnerWorker(RankActor):
         engine.set_train_batch_size(micro_batch_size * accumulation_steps * self.world_size)
 
     def _optimizer_step(
-        self, mini: TrainBatch, micro_batch_size: int, on_policy: bool, loss_args: dict[str, Any], where: str
+        self, mini: TrainBatch, micro_batch_size: int, on_policy: bool, loss_args: dict[str, Any], where: str,
+        objective: str = "policy",
     ) -> dict[str, float]:
         """Forward/backward every micro-batch of ``mini``, then one optimizer step."""
         total_tokens, total_rows = _global_counts(mini.response_mask, self.device)
@@ -254,10 +261,13 @@ class LearnerWorker(RankActor):
             # counter, which drifts when train() calls change the accumulation count.
             self.engine.set_gradient_accumulation_boundary(i == len(starts) - 1)
             logprobs, entropy = self._micro_forward(micro)
-            old = logprobs.detach() if on_policy else micro.old_logprobs
-            loss, stats = policy_loss(
-                logprobs, old, micro.ref_logprobs, micro.advantages, micro.response_mask, **loss_args
-            )
+            if objective == "sft":
+                loss, stats = masked_nll(logprobs, micro.response_mask, loss_args["agg"])
+            else:
+                old = logprobs.detach() if on_policy else micro.old_logprobs
+                loss, stats = policy_loss(
+                    logprobs, old, micro.ref_logprobs, micro.advantages, micro.response_mask, **loss_args
+                )
             tokens, rows = _counts(micro.response_mask)
             token_share = tokens / total_tokens
             loss_share = token_share if token_weighted else rows / total_rows
@@ -285,8 +295,14 @@ class LearnerWorker(RankActor):
             temperature=self.settings.temperature,
             with_entropy=self.settings.log_entropy,
             response_mask=micro.response_mask,
+            share_prefix=self._share_prefix,
         )
         return out if self.settings.log_entropy else (out, None)
+
+    @property
+    def _share_prefix(self) -> bool:
+        # ZeRO-3 needs equal forward counts on all ranks; HF drops the cache under checkpointing.
+        return self.settings.zero_stage != 3 and not self.settings.gradient_checkpointing
 
     def _check_finite(self, loss: torch.Tensor, where: str) -> None:
         # Agreed over all ranks: one rank raising alone would leave the others blocked in
@@ -319,6 +335,7 @@ class LearnerWorker(RankActor):
                 micro_batch_size=micro_batch_size,
                 temperature=self.settings.temperature,
                 response_mask=None if response_mask is None else response_mask.to(self.device),
+                share_prefix=self._share_prefix,
             )
         return out.cpu()
 

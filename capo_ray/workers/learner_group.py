@@ -164,6 +164,7 @@ class LearnerGroup:
         ppo_epochs: int,
         mini_batch_size: int,
         micro_batch_size: int,
+        objective: str = "policy",
         off_policy: bool = False,
     ) -> dict[str, float]:
         """Train on ``batch`` (all rows; ``mini_batch_size`` rows per optimizer step over all
@@ -171,7 +172,8 @@ class LearnerGroup:
 
         Returns per-optimizer-step averages: loss, pg_loss, kl, entropy, clip_frac, approx_kl,
         grad_norm (before clipping), lr; plus tokens (trained response tokens in ``batch``),
-        optimizer_steps, rank_seconds and seconds (wall time of this call).
+        optimizer_steps, rank_seconds and seconds (wall time of this call). ``objective="sft"``
+        trains the masked NLL (``LearnerWorker.train``); its loss is the NLL.
         """
         import ray
 
@@ -179,7 +181,9 @@ class LearnerGroup:
         padded, mini = plan_rows(len(batch), self.world_size, mini_batch_size, micro_batch_size)
         shards = shard_rows(pad_rows(batch, padded), self.world_size, mini)
         refs = [
-            actor.train.remote(shard, clip_low, clip_high, kl_coef, agg, ppo_epochs, mini, micro_batch_size, off_policy)
+            actor.train.remote(
+                shard, clip_low, clip_high, kl_coef, agg, ppo_epochs, mini, micro_batch_size, objective, off_policy
+            )
             for actor, shard in zip(self.actors, shards)
         ]
         metrics = merge_metrics(ray.get(refs))

@@ -64,10 +64,14 @@ class RolloutWorker:
         top_p: float,
         max_new_tokens: int,
         stop: list[str] | None = None,
+        seed: int | None = None,
     ) -> list[list[RolloutSample]]:
-        """n samples for each prompt [P prompts -> P lists of n], tagged with the version."""
+        """n samples for each prompt [P prompts -> P lists of n], tagged with the version.
+        ``seed``: reseed the engine's sampler first (the trainer passes one per step)."""
         if self._broken is not None:
             raise WeightSyncError(f"engine weights are not usable: {self._broken}; sync weights first")
+        if seed is not None:
+            self.engine.collective_rpc("capo_reseed", args=(seed,))
         spec = SamplingSpec(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, stop=tuple(stop or ()))
         version = self._version  # generate and sync never interleave: actor calls are serial
         outputs = self.engine.generate(prompt_token_ids, spec)

@@ -91,13 +91,17 @@ class PromptOutput:
     samples: list[SampleOutput]
 
 
-def engine_env(device: str, kv_cache_gib: float) -> dict[str, str]:
-    """Environment for a Ray actor that hosts an engine (rollout or critic)."""
+def engine_env(device: str, kv_cache_gib: float, threads: int = 0) -> dict[str, str]:
+    """Environment for a Ray actor that hosts an engine (rollout or critic). ``threads`` (CPU):
+    compute threads, 0 for every core of the node (stages run one at a time; capo_ray.hardware)."""
     if device == "cuda":
         return {}
+    from capo_ray.hardware import cpu_worker_env, stage_threads
+
     # In-process engine: ~2 s start instead of ~15 s, and the weight-sync extension runs in
     # the actor's own process (docs/cpu-notes.md).
-    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(int(kv_cache_gib))}
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(int(kv_cache_gib)),
+            **cpu_worker_env(threads=stage_threads(threads))}
 
 
 def _llm_kwargs(cfg: EngineConfig, device: str) -> dict[str, Any]:
@@ -160,8 +164,11 @@ class VLLMEngine:
     def __init__(self, cfg: EngineConfig) -> None:
         from vllm import LLM
 
-        self.cfg = cfg
+        from capo_ray.hardware import choose_dtype
+
         self.device = detect_device()
+        # "auto" is decided here, on the engine's own machine, and logged with its CPU.
+        self.cfg = cfg = replace(cfg, dtype=choose_dtype(cfg.dtype, self.device, "vLLM engine"))
         self.llm = LLM(**_llm_kwargs(cfg, self.device))
 
     def tokenizer(self):
@@ -260,6 +267,16 @@ class WeightSyncExtension:
             finalize_layerwise_reload(runner.get_model(), runner.model_config)
         except Exception:  # noqa: BLE001 - best effort; the caller marks the engine not intact
             pass
+
+    def capo_reseed(self, seed: int) -> None:
+        """Seed this worker's generators before a generate call. vLLM samples from the global
+        torch generator when requests carry no seed of their own, so a seed per step makes
+        a step's samples independent of how many steps this engine served before (exact
+        resume); per-request seeds are avoided because they crash the CPU engine."""
+        import random
+
+        random.seed(seed)
+        torch.manual_seed(seed)
 
     def capo_close_sync_group(self) -> None:
         group = getattr(self, "_capo_sync_group", None)

@@ -1,5 +1,10 @@
 """Config composition and strict validation: every mistake fails before any actor starts."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from capo_ray.config import ConfigError, load_config
@@ -71,6 +76,23 @@ def test_config_mistakes_are_clear_errors(overrides, message):
     with pytest.raises(ConfigError) as err:
         compose_config(overrides)
     assert message in str(err.value)
+
+
+def test_a_batch_that_does_not_split_fails_at_load_before_ray_starts(tmp_path):
+    # The user's own command: the error names the keys they can change, and comes from the
+    # config loader within seconds, before Ray, placement groups or any learner rank exist.
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    result = subprocess.run(
+        [sys.executable, "-m", "capo_ray.train", "learner.micro_batch_size=3", f"trainer.output_dir={tmp_path}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "ConfigError: learner.micro_batch_size = 3 must divide the 8 rows" in result.stderr
+    assert "algo.mini_batches = 1 / learner.num_workers = 2" in result.stderr
+    # raised by the strict loader; the driver (Ray, placement, actors) was never entered
+    assert "strict.py" in result.stderr and "capo_ray/driver/" not in result.stderr
+    assert not any(tmp_path.glob("*/config.json"))  # no run directory was made
 
 
 def test_booleans_and_numbers_are_not_coerced_from_strings():

@@ -49,6 +49,8 @@ class FakeActors:
         self.faults: dict[tuple[str, int], BaseException] = {}  # (method, call index) -> raise
         self.calls: dict[str, int] = {}
         self.generated_versions: list[int] = []
+        self.critic = None  # no driver-side critic state: the scripted critic below is stateless
+        self.sampling_seeds: list[int | None] = []  # the per-step engine seed of each generate call
         self.critic_requests: list[list[str]] = []  # step texts of each critique request
         self.synced: list[int] = []
         self.saved: list[Path] = []
@@ -64,8 +66,9 @@ class FakeActors:
             raise fault
 
     # -- the stages the Trainer calls -----------------------------------------------------------
-    def generate(self, prompt_ids: list[list[int]], problems: list[Problem]) -> list[Rollout]:
+    def generate(self, prompt_ids: list[list[int]], problems: list[Problem], seed: int | None = None) -> list[Rollout]:
         self._enter("generate")
+        self.sampling_seeds.append(seed)
         self.generated_versions.append(self.engine_version)
         out = []
         for group, (ids, problem) in enumerate(zip(prompt_ids, problems)):

@@ -18,8 +18,8 @@ def engines_in_call_order(actors, steps: int) -> None:
     done = threading.Condition()
     finished = [0]
 
-    def generate_in_order(*args):
-        out = generate(*args)
+    def generate_in_order(*args, **kwargs):
+        out = generate(*args, **kwargs)
         with done:
             finished[0] += 1
             done.notify_all()

@@ -1,0 +1,219 @@
+"""The ``chain`` task: seeded problems of 3-6 *dependent* operations, one operation per step.
+
+Why: in the one-operation ``arith`` task a response has one reasoning step, so CAPO's
+step-level credit is just the outcome credit again. Here every step consumes the previous
+step's result ("Start with 7. Apply in order: 1) + 5, 2) * 3, 3) - 4."), so a response has several
+checkable steps and a slip in the middle is visible to a step critic but, when a later step
+repairs it, not to an outcome reward. Solutions use the ``Step N: a op b = c`` lines the
+``arith`` critic checks, then ``The answer is \\boxed{c}``.
+
+Values stay integers in ``[0, max_value]``: an operation is only drawn when its result stays in
+range, so answers are exact and the difficulty is set by the knobs (number of operations,
+operand range, operators, value cap) rather than by ever larger numbers.
+
+Train and held-out problems are disjoint by construction: a problem belongs to the held-out
+split iff a stable hash of its question falls in the held-out bucket, and each stream redraws
+until its problems are in its own split.
+
+``solution_text`` also writes *imperfect* solutions for the SFT cold start of the model
+organism (capo_ray/models/organism.py): an error that propagates (a wrong result that later
+steps build on, so the final answer is wrong) or a slip that the next step ignores (it goes on
+from the right value, so the final answer is still right: what an outcome reward cannot see).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from capo_ray.data.arithmetic import SYSTEM_PROMPT
+from capo_ray.records import Problem
+
+HELDOUT_BUCKETS = 10  # one question hash bucket in ten is held out
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    min_ops: int = 3
+    max_ops: int = 6
+    operand_min: int = 1
+    operand_max: int = 9
+    operators: tuple[str, ...] = ("+", "-", "*")
+    max_value: int = 99
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_ops <= self.max_ops:
+            raise ValueError(f"need 1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
+        if not 0 <= self.operand_min <= self.operand_max:
+            raise ValueError(f"need 0 <= operand_min <= operand_max, got {self.operand_min}, {self.operand_max}")
+        if self.max_value < 2 * max(self.operand_max, 1):
+            raise ValueError(f"max_value = {self.max_value} must be >= 2 * operand_max = {2 * self.operand_max}")
+        bad = [op for op in self.operators if op not in ("+", "-", "*")]
+        if bad or not self.operators:
+            raise ValueError(f"operators: {bad or 'empty'}; use a subset of ['+', '-', '*']")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A start value and the operations applied to it in order."""
+
+    start: int
+    ops: tuple[tuple[str, int], ...]
+
+    @property
+    def question(self) -> str:
+        # Numbered operations: step N of a solution finds its operation by the label "N)"
+        # instead of by counting commas, which small models learn far more easily.
+        steps = ", ".join(f"{i}) {op} {b}" for i, (op, b) in enumerate(self.ops, start=1))
+        return f"Start with {self.start}. Apply in order: {steps}."
+
+    def values(self) -> list[int]:
+        """The running value after each operation (the last one is the answer)."""
+        out, x = [], self.start
+        for op, b in self.ops:
+            x = apply(x, op, b)
+            out.append(x)
+        return out
+
+    @property
+    def answer(self) -> int:
+        return self.values()[-1]
+
+
+def apply(x: int, op: str, b: int) -> int:
+    if op == "+":
+        return x + b
+    if op == "-":
+        return x - b
+    if op == "*":
+        return x * b
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def _valid_operands(x: int, op: str, spec: ChainSpec) -> list[int]:
+    low = max(spec.operand_min, 2) if op == "*" else spec.operand_min  # "* 1" and "* 0" teach nothing
+    return [b for b in range(low, spec.operand_max + 1) if 0 <= apply(x, op, b) <= spec.max_value]
+
+
+def make_chain(rng: random.Random, spec: ChainSpec) -> Chain:
+    x = start = rng.randint(spec.operand_min, spec.max_value)
+    ops = []
+    for _ in range(rng.randint(spec.min_ops, spec.max_ops)):
+        choices = [(op, bs) for op in spec.operators if (bs := _valid_operands(x, op, spec))]
+        if not choices:  # only with operators that cannot stay in range (e.g. "+" alone at the cap)
+            break
+        op, bs = rng.choice(choices)
+        b = rng.choice(bs)
+        ops.append((op, b))
+        x = apply(x, op, b)
+    if len(ops) < spec.min_ops:
+        return make_chain(rng, spec)
+    return Chain(start, tuple(ops))
+
+
+def is_heldout(question: str) -> bool:
+    digest = hashlib.sha1(question.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % HELDOUT_BUCKETS == 0
+
+
+class ChainStream:
+    """Reproducible chain problems: batch ``i`` of a split depends only on (seed, split, i)."""
+
+    def __init__(self, spec: ChainSpec, seed: int, split: str = "train") -> None:
+        if split not in ("train", "heldout"):
+            raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+        self.spec, self.seed, self.split = spec, seed, split
+
+    def chains(self, index: int, size: int) -> list[Chain]:
+        rng = random.Random(f"chain:{self.seed}:{self.split}:{index}")
+        want_heldout = self.split == "heldout"
+        out = []
+        while len(out) < size:
+            chain = make_chain(rng, self.spec)
+            if is_heldout(chain.question) == want_heldout:
+                out.append(chain)
+        return out
+
+    def batch(self, index: int, size: int) -> list[Problem]:
+        return [
+            to_problem(chain, f"chain:{self.seed}:{self.split}:{index}:{j}")
+            for j, chain in enumerate(self.chains(index, size))
+        ]
+
+
+def to_problem(chain: Chain, uid: str) -> Problem:
+    return Problem(uid=uid, question=chain.question, answer=str(chain.answer), source=uid)
+
+
+def _wrong_value(rng: random.Random, right: int, upward: bool) -> int:
+    """A plausible wrong result near the right one (off by 1-3 or by 10), never negative.
+
+    Errors that propagate only go up: later values then stay >= the true ones, which are
+    >= 0, so no step ever starts from a negative number ("-2 + 4" reads as "2 + 4" to a
+    checker that never takes a leading sign as part of the first operand)."""
+    deltas = (1, 2, 3, 10) if upward else (-10, -3, -2, -1, 1, 2, 3, 10)
+    candidates = [right + d for d in deltas if right + d >= 0]
+    return rng.choice(candidates)
+
+
+@dataclass(frozen=True)
+class SolutionErrors:
+    """Per-step probabilities of writing a wrong result: ``propagate`` (later steps build on
+    it, the final answer is wrong) and ``slip`` (the next step goes on from the right value;
+    never on the last step, where nothing could ignore it)."""
+
+    propagate: float = 0.0
+    slip: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.propagate and 0 <= self.slip and self.propagate + self.slip <= 1):
+            raise ValueError(f"need propagate, slip >= 0 and propagate + slip <= 1, got {self}")
+
+
+@dataclass(frozen=True)
+class Solution:
+    text: str
+    wrong_steps: tuple[int, ...]  # 1-based steps whose written result is wrong
+    final_correct: bool
+
+
+def solution_text(chain: Chain, rng: random.Random | None = None, errors: SolutionErrors = SolutionErrors()) -> Solution:
+    """The one-operation-per-line solution of ``chain``, with errors drawn per step."""
+    rng = rng or random.Random(0)
+    lines, wrong_steps, x = [], [], chain.start
+    last = len(chain.ops)
+    for i, (op, b) in enumerate(chain.ops, start=1):
+        right = apply(x, op, b)
+        draw = rng.random()
+        if draw < errors.propagate:
+            written = next_x = _wrong_value(rng, right, upward=True)
+        elif draw < errors.propagate + errors.slip and i < last:
+            written, next_x = _wrong_value(rng, right, upward=False), right
+        else:
+            written = next_x = right
+        if written != right:
+            wrong_steps.append(i)
+        lines.append(f"Step {i}: {x} {op} {b} = {written}")
+        x = next_x
+    lines.append(f"The answer is \\boxed{{{x}}}.")
+    return Solution("\n".join(lines), tuple(wrong_steps), x == chain.answer)
+
+
+FEW_SHOT: tuple[Chain, ...] = (
+    Chain(7, (("+", 5), ("*", 3), ("-", 4))),
+    Chain(20, (("-", 8), ("*", 2), ("+", 9), ("-", 3))),
+)
+
+
+def chain_messages(question: str, few_shot: bool) -> list[dict[str, str]]:
+    """System instruction, optionally two worked chains as prior turns, then the question.
+    The system prompt is the arithmetic task's: the step format is the same."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    for demo in FEW_SHOT if few_shot else ():
+        messages += [
+            {"role": "user", "content": demo.question},
+            {"role": "assistant", "content": solution_text(demo).text},
+        ]
+    messages.append({"role": "user", "content": question})
+    return messages

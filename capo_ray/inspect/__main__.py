@@ -1,0 +1,3 @@
+from capo_ray.inspect.cli import main
+
+main()

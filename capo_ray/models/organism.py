@@ -1,0 +1,164 @@
+"""The model organism: a Llama of a few million parameters that learns the ``chain`` task from
+scratch, so CAPO and GRPO can be compared over hundreds of RL steps on a laptop CPU.
+
+Why these choices (docs/learning-study.md has the measurements):
+
+- **One token per character** (``tokenizers`` WordLevel over printable ASCII plus newline,
+  decoded by concatenation): every digit is its own token, so an operation is learned digit by
+  digit (a units table and a carry) instead of as one lookup per pair of whole numbers, and the
+  text round-trips exactly, which the character-offset credit mapping needs. About 100 tokens.
+- **Chat template** ``<|user|>question<|assistant|>response<|end|>``: system turns are not
+  rendered (the organism never saw one, and they would triple the prompt length).
+- **Llama, head_dim 32** (the smallest vLLM's CPU attention takes), untied embeddings.
+- **Training data**: chain solutions in which a share of the steps are wrong, of two kinds
+  (``capo_ray.data.chain.solution_text``): errors that propagate to a wrong final answer and
+  slips the next step ignores (right final answer, a wrong step: what outcome rewards miss).
+  Trained with the SFT command's plain-torch learner (``capo_ray.sft``) on one thread.
+
+``organism_path()`` builds it once into the model cache (``~/.cache/capo_ray/models``); later
+runs, tests and the study reuse it. ``python -m capo_ray.models.organism`` builds and measures.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from capo_ray.models.cache import build_once
+
+SPECIALS = ("<|pad|>", "<|unk|>", "<|user|>", "<|assistant|>", "<|end|>")
+CHARS = tuple(c for c in string.printable if c not in "\t\r\x0b\x0c")  # printable ASCII, space, \n
+CHAT_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if m['role'] == 'user' %}<|user|>{{ m['content'] }}"
+    "{% elif m['role'] == 'assistant' %}<|assistant|>{{ m['content'] }}<|end|>{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Architecture, data and schedule of one organism build (the name keys the cache)."""
+
+    name: str = "organism-v1"
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4  # head_dim = hidden / heads = 32
+    intermediate: int = 512
+    steps: int = 500
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.05
+    propagate_error: float = 0.03
+    slip_error: float = 0.05
+    operand_max: int = 9
+    max_value: int = 99
+    operators: tuple[str, ...] = ("+", "-", "*")
+    threads: int = 1
+    seed: int = 0
+    eval_problems: int = 128
+
+
+FULL = Recipe()
+# A much smaller one for tests: seconds to build, learns the format, not the arithmetic.
+SMALL = Recipe(name="organism-small-v1", hidden=64, layers=2, heads=2, intermediate=128, steps=30,
+               batch_size=16, lr=3e-3, warmup_steps=5, eval_problems=16)
+
+
+def build_tokenizer():
+    """The character-level tokenizer as a transformers fast tokenizer (saved as tokenizer.json,
+    which vLLM and AutoTokenizer both load)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(SPECIALS + CHARS)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<|unk|>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    core.add_special_tokens(list(SPECIALS))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<|pad|>", unk_token="<|unk|>", eos_token="<|end|>",
+        additional_special_tokens=["<|user|>", "<|assistant|>"],
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def init_model(out: Path, recipe: Recipe) -> None:
+    """A randomly initialised organism with its tokenizer, as an HF folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = build_tokenizer()
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=recipe.hidden, intermediate_size=recipe.intermediate,
+        num_hidden_layers=recipe.layers, num_attention_heads=recipe.heads, num_key_value_heads=recipe.heads,
+        head_dim=recipe.hidden // recipe.heads, max_position_embeddings=1024, tie_word_embeddings=False,
+        bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, torch_dtype="float32",
+    )
+    torch.manual_seed(recipe.seed)
+    model = LlamaForCausalLM(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.bos_token_id = None
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
+def sft_config(recipe: Recipe, output: Path, progress_bar: bool = True):
+    from capo_ray.config.components import DataConfig, LearnerConfig, ModelConfig
+    from capo_ray.sft.config import SftConfig, SftSettings
+
+    return SftConfig(
+        model=ModelConfig(path=str(output)),
+        data=DataConfig(name="chain", few_shot=False, seed=recipe.seed, operand_max=recipe.operand_max,
+                        max_value=recipe.max_value, operators=list(recipe.operators)),
+        learner=LearnerConfig(num_workers=1, lr=recipe.lr, weight_decay=0.01, grad_clip=1.0,
+                              micro_batch_size=recipe.batch_size, torch_threads=recipe.threads, seed=recipe.seed),
+        sft=SftSettings(output=str(output), steps=recipe.steps, batch_size=recipe.batch_size, max_len=320,
+                        backend="torch", schedule="cosine", warmup_steps=recipe.warmup_steps,
+                        min_lr_ratio=recipe.min_lr_ratio, propagate_error=recipe.propagate_error,
+                        slip_error=recipe.slip_error, progress_bar=progress_bar),
+        seed=recipe.seed,
+    )
+
+
+def build(out: Path, recipe: Recipe, progress_bar: bool = True) -> None:
+    """Initialise, fine-tune from scratch on chain solutions, then measure on held-out chains
+    (``organism.json``: the recipe and greedy / sampled accuracy and step-error rates)."""
+    from capo_ray.models.organism_eval import measure
+    from capo_ray.sft.runner import run
+
+    init_model(out, recipe)
+    cfg = sft_config(recipe, out, progress_bar)
+    run(cfg, model_path=str(out))
+    report = {"recipe": asdict(recipe), "measured": measure(out, cfg.data, recipe.eval_problems, recipe.threads)}
+    (out / "organism.json").write_text(json.dumps(report, indent=2))
+
+
+def organism_path(recipe: Recipe = FULL) -> Path:
+    """Build (once) and return the organism's HF folder in the model cache."""
+    return build_once(recipe.name, lambda out: build(out, recipe))
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build (once) and measure the model organism.")
+    parser.add_argument("--small", action="store_true", help="the small test organism")
+    parser.add_argument("--steps", type=int, help="override the recipe's SFT steps (a new cache name)")
+    args = parser.parse_args()
+    recipe = SMALL if args.small else FULL
+    if args.steps:
+        recipe = replace(recipe, steps=args.steps, name=f"{recipe.name}-s{args.steps}")
+    path = organism_path(recipe)
+    print(path)
+    print((path / "organism.json").read_text())
+
+
+if __name__ == "__main__":
+    main()

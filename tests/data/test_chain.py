@@ -1,0 +1,122 @@
+import random
+
+import pytest
+
+from capo_ray.config import DataConfig
+from capo_ray.config.strict import ConfigError
+from capo_ray.critics.arith import check_step
+from capo_ray.data.chain import (
+    FEW_SHOT,
+    Chain,
+    ChainSpec,
+    ChainStream,
+    SolutionErrors,
+    chain_messages,
+    is_heldout,
+    solution_text,
+)
+from capo_ray.data.prompts_for_task import prompt_messages
+from capo_ray.data.sources import make_source
+from capo_ray.rewards.exact import exact_verdict
+
+
+def test_hand_checked_chain_and_its_solution():
+    chain = Chain(7, (("+", 5), ("*", 3), ("-", 4)))
+    assert chain.question == "Start with 7. Apply in order: 1) + 5, 2) * 3, 3) - 4."
+    assert chain.values() == [12, 36, 32] and chain.answer == 32
+    sol = solution_text(chain)
+    assert sol.text == "Step 1: 7 + 5 = 12\nStep 2: 12 * 3 = 36\nStep 3: 36 - 4 = 32\nThe answer is \\boxed{32}."
+    assert sol.wrong_steps == () and sol.final_correct
+    assert [check_step(line)[0] for line in sol.text.splitlines()] == [False, False, False, None]
+    assert exact_verdict(sol.text, "32").correct
+    assert Chain(20, (("-", 8), ("*", 2), ("+", 9), ("-", 3))).answer == 30  # 12, 24, 33, 30
+
+
+def test_propagating_error_makes_the_answer_wrong_and_the_critic_sees_it():
+    chain = Chain(7, (("+", 5), ("*", 3), ("-", 4)))
+    sol = solution_text(chain, random.Random(0), SolutionErrors(propagate=1.0))
+    assert not sol.final_correct and sol.wrong_steps == (1, 2, 3)
+    lines = sol.text.splitlines()
+    # each later step starts from the (wrong) value written before it
+    first = int(lines[0].split("= ")[1])
+    assert first > 12 and lines[1].startswith(f"Step 2: {first} * 3 = ")
+    assert not exact_verdict(sol.text, "32").correct
+    assert [check_step(line)[0] for line in lines[:3]] == [True, True, True]
+
+
+def test_slip_is_ignored_by_the_next_step_and_invisible_to_the_outcome():
+    chain = Chain(7, (("+", 5), ("*", 3), ("-", 4)))
+    sol = solution_text(chain, random.Random(0), SolutionErrors(slip=1.0))
+    # slips hit every step but the last (nothing after it could ignore it)
+    assert sol.final_correct and sol.wrong_steps == (1, 2)
+    lines = sol.text.splitlines()
+    assert lines[1].startswith("Step 2: 12 * 3 = ") and lines[2].startswith("Step 3: 36 - 4 = 32")
+    assert exact_verdict(sol.text, "32").correct
+    assert [check_step(line)[0] for line in lines[:3]] == [True, True, False]
+
+
+def test_error_rates_are_roughly_the_configured_share():
+    stream = ChainStream(ChainSpec(), seed=0)
+    rng = random.Random(1)
+    steps = wrong = 0
+    for chain in stream.chains(0, 400):
+        sol = solution_text(chain, rng, SolutionErrors(propagate=0.1, slip=0.1))
+        steps += len(chain.ops)
+        wrong += len(sol.wrong_steps)
+        for line in sol.text.splitlines()[:-1]:
+            assert int(line.split(": ")[1].split()[0]) >= 0  # no step starts from a negative value
+    # steps after a propagated error are right about the value they start from (so not
+    # wrong steps), and a last step never slips: the share is 0.1 + 0.1 * (1 - 1 / ops)
+    assert 0.13 < wrong / steps < 0.2
+
+
+def test_streams_are_reproducible_disjoint_and_within_the_knobs():
+    spec = ChainSpec(min_ops=3, max_ops=5, operand_min=2, operand_max=7, operators=("+", "*"), max_value=60)
+    train, again = ChainStream(spec, seed=4), ChainStream(spec, seed=4)
+    held = ChainStream(spec, seed=4, split="heldout")
+    assert train.batch(3, 16) == again.batch(3, 16)
+    assert train.batch(3, 16) != train.batch(4, 16)
+    train_q = {p.question for i in range(20) for p in train.batch(i, 32)}
+    held_q = {p.question for i in range(10) for p in held.batch(i, 32)}
+    assert train_q.isdisjoint(held_q) and len(held_q) > 200
+    assert all(is_heldout(q) for q in held_q) and not any(is_heldout(q) for q in train_q)
+    lengths = set()
+    for chain in train.chains(0, 300):
+        lengths.add(len(chain.ops))
+        assert 2 <= chain.start <= 60
+        assert all(op in "+*" and 2 <= b <= 7 for op, b in chain.ops)
+        assert all(0 <= v <= 60 for v in chain.values())
+    assert lengths == {3, 4, 5}
+    problem = train.batch(0, 1)[0]
+    assert problem.uid == "chain:4:train:0:0" and problem.answer.lstrip("-").isdigit()
+
+
+def test_bad_spec_is_refused():
+    with pytest.raises(ValueError, match="max_value"):
+        ChainSpec(operand_max=9, max_value=10)
+    with pytest.raises(ValueError, match="min_ops"):
+        ChainSpec(min_ops=4, max_ops=3)
+    with pytest.raises(ValueError, match="split"):
+        ChainStream(ChainSpec(), 0, split="test")
+
+
+def test_data_config_selects_the_chain_streams_and_prompt():
+    cfg = DataConfig(name="chain", operand_max=9, max_value=99, few_shot=False)
+    problems = make_source(cfg).batch(0, 4)
+    assert problems == ChainStream(ChainSpec(), 0).batch(0, 4)
+    assert make_source(cfg, "heldout").batch(0, 4) == ChainStream(ChainSpec(), 0, "heldout").batch(0, 4)
+    msgs = prompt_messages(cfg, problems[0])
+    assert [m["role"] for m in msgs] == ["system", "user"] and msgs[-1]["content"] == problems[0].question
+    few = chain_messages(problems[0].question, few_shot=True)
+    assert len(few) == 2 + 2 * len(FEW_SHOT)
+    for demo in few[2:-1:2]:
+        assert all(check_step(line)[0] is False for line in demo["content"].splitlines()[:-1])
+    with pytest.raises(ValueError, match="heldout"):
+        make_source(DataConfig(name="arith"), "heldout")
+
+
+def test_chain_config_mistakes_name_the_key():
+    with pytest.raises(ConfigError, match="data.max_value"):
+        DataConfig(name="chain", operand_max=9, max_value=12)
+    with pytest.raises(ConfigError, match="data.min_ops"):
+        DataConfig(name="chain", min_ops=5, max_ops=4)

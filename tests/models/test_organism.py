@@ -1,0 +1,54 @@
+import random
+
+import pytest
+
+from capo_ray.data.chain import ChainSpec, ChainStream, SolutionErrors, chain_messages, solution_text
+from capo_ray.models.organism import CHAT_TEMPLATE, SPECIALS, build_tokenizer, init_model, SMALL
+from capo_ray.models.organism_eval import score_responses
+
+
+def test_tokenizer_round_trips_the_task_text_one_token_per_character():
+    tok = build_tokenizer()
+    rng = random.Random(0)
+    for chain in ChainStream(ChainSpec(), seed=0).chains(0, 30):
+        for text in (chain.question, solution_text(chain, rng, SolutionErrors(0.3, 0.3)).text):
+            ids = tok.encode(text, add_special_tokens=False)
+            assert len(ids) == len(text)  # digits are single tokens
+            assert tok.decode(ids) == text
+    assert tok.decode(tok.encode("Step 1: 7 + 5 = 12\n\\boxed{-3}.", add_special_tokens=False)) == (
+        "Step 1: 7 + 5 = 12\n\\boxed{-3}."
+    )
+    assert len(tok) == len(SPECIALS) + 96
+
+
+def test_chat_template_drops_the_system_turn_and_opens_the_answer(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = build_tokenizer()
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)  # what the trainer and vLLM load
+    text = loaded.apply_chat_template(chain_messages("Start with 1. Apply in order: 1) + 1.", few_shot=False),
+                                      add_generation_prompt=True, tokenize=False)
+    assert text == "<|user|>Start with 1. Apply in order: 1) + 1.<|assistant|>"
+    assert loaded.chat_template == CHAT_TEMPLATE and loaded.eos_token == "<|end|>"
+    ids = loaded.encode(text + "Step 1: 1 + 1 = 2<|end|>", add_special_tokens=False)
+    assert loaded.decode(ids, skip_special_tokens=True) == "Start with 1. Apply in order: 1) + 1.Step 1: 1 + 1 = 2"
+    assert ids[-1] == loaded.eos_token_id
+
+
+def test_initial_model_has_the_recipes_shape(tmp_path):
+    from transformers import AutoConfig
+
+    init_model(tmp_path, SMALL)
+    cfg = AutoConfig.from_pretrained(tmp_path)
+    assert cfg.hidden_size == SMALL.hidden and cfg.head_dim == 32 and cfg.vocab_size == len(SPECIALS) + 96
+
+
+def test_scores_count_wrong_steps_among_correct_answers():
+    right = "Step 1: 2 + 3 = 5\nThe answer is \\boxed{5}."
+    slip = "Step 1: 2 + 3 = 6\nStep 2: 5 * 2 = 10\nThe answer is \\boxed{10}."
+    wrong = "Step 1: 2 + 3 = 5\nThe answer is \\boxed{4}."
+    scores = score_responses([right, slip, wrong], ["5", "10", "5"])
+    assert scores["accuracy"] == pytest.approx(2 / 3)
+    assert scores["step_error_rate"] == pytest.approx(1 / 3)
+    assert scores["wrong_step_rate_among_correct"] == pytest.approx(1 / 2)

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+
+from capo_ray.config import DataConfig
+from capo_ray.critics.arith import check_step
+from capo_ray.data.datasets import find_data_dir
+from capo_ray.models.organism import build_tokenizer
+from capo_ray.sft.encode import encode_batch
+from capo_ray.sft.examples import (
+    ChainSolutions,
+    Example,
+    Gsm8kSolutions,
+    PairsSource,
+    gsm8k_solution,
+    make_examples,
+    read_pairs,
+)
+
+
+def _write(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_pairs_file_both_row_shapes(tmp_path):
+    path = _write(tmp_path / "pairs.jsonl", [
+        {"prompt": "Compute 1 + 1.", "response": "Step 1: 1 + 1 = 2\nThe answer is \\boxed{2}."},
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                      {"role": "assistant", "content": "Hello"}]},
+        "",
+    ])
+    a, b = read_pairs(path)
+    assert a.prompt == (("user", "Compute 1 + 1."),) and a.response.endswith("\\boxed{2}.")
+    assert b.prompt == (("system", "Be brief."), ("user", "Hi")) and b.response == "Hello"
+    source = PairsSource([a, b], seed=0)
+    assert sorted(source.batch(0, 2), key=lambda e: e.response) == sorted([a, b], key=lambda e: e.response)
+    assert len(source.batch(3, 3)) == 3  # epochs wrap
+
+
+@pytest.mark.parametrize("row, message", [
+    ("{not json", "not valid JSON"),
+    ({"prompt": "q"}, "need 'prompt' and 'response'"),
+    ({"prompt": "q", "response": ""}, "non-empty"),
+    ({"messages": [{"role": "user", "content": "q"}]}, "ending with an assistant turn"),
+    ({"prompt": [{"role": "robot", "content": "q"}], "response": "a"}, "role"),
+])
+def test_bad_row_names_file_and_line(tmp_path, row, message):
+    path = _write(tmp_path / "bad.jsonl", [{"prompt": "ok", "response": "fine"}, row])
+    with pytest.raises(ValueError, match=rf"bad.jsonl:2: .*{message}"):
+        read_pairs(path)
+
+
+def test_missing_file_and_task_without_solutions(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        read_pairs(tmp_path / "nope.jsonl")
+    with pytest.raises(ValueError, match="sft.pairs"):
+        make_examples(DataConfig(name="arith"), None, 0.0, 0.0, 0)
+
+
+def test_chain_solutions_are_reproducible_and_carry_the_configured_errors():
+    data = DataConfig(name="chain", operand_max=9, few_shot=False)
+    clean = ChainSolutions(data, 0.0, 0.0).batch(0, 50)
+    assert clean == ChainSolutions(data, 0.0, 0.0).batch(0, 50)
+    assert all(check_step(line)[0] is not True for ex in clean for line in ex.response.splitlines())
+    noisy = ChainSolutions(data, 0.2, 0.2).batch(0, 50)
+    assert [ex.prompt for ex in noisy] == [ex.prompt for ex in clean]
+    assert sum(any(check_step(line)[0] for line in ex.response.splitlines()) for ex in noisy) > 20
+
+
+def test_gsm8k_solution_format():
+    raw = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 in all.\n#### 1,072"
+    assert gsm8k_solution(raw) == (
+        "Natalia sold 48/2 = 24 clips in May.\n\nShe sold 48+24 = 72 in all.\n\nThe answer is \\boxed{1072}."
+    )
+    assert gsm8k_solution("no final line") is None
+
+
+def test_gsm8k_train_solutions_from_the_data_dir():
+    if find_data_dir() is None:
+        pytest.skip("no math datasets directory")
+    examples = Gsm8kSolutions(DataConfig(name="gsm8k_train", few_shot=False), seed=0).batch(0, 4)
+    assert all(ex.prompt[-1][0] == "user" and "\\boxed{" in ex.response for ex in examples)
+
+
+def test_encoding_masks_the_prompt_and_ends_with_eos():
+    tok = build_tokenizer()
+    examples = [Example((("user", "Start with 2. Apply in order: 1) + 3."),), "Step 1: 2 + 3 = 5"),
+                Example((("user", "Q"),), "A")]
+    batch = encode_batch(tok, examples, max_len=128)
+    for row, ex in enumerate(examples):
+        ids = batch.input_ids[row][batch.attention_mask[row].bool()].tolist()
+        trained = batch.input_ids[row][batch.response_mask[row].bool()].tolist()
+        assert tok.decode(trained[:-1]) == ex.response and trained[-1] == tok.eos_token_id
+        assert tok.decode(ids, skip_special_tokens=False).startswith("<|user|>" + ex.prompt[0][1] + "<|assistant|>")
+    with pytest.raises(ValueError, match="max_len"):
+        encode_batch(tok, examples, max_len=8)
