@@ -249,8 +249,8 @@ class TrainerConfig:
     eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
     eval_max_new_tokens: int = 512
     # Overlap (docs/judge-service.md): the reference forward runs during the critique requests;
-    # rollout_ahead=1 generates step t+1's rollouts while step t is judged and trained (one
-    # weight version behind; their behaviour log-probs feed the PPO ratio).
+    # rollout_ahead=1 generates, verifies and judges step t+1's rollouts while step t trains
+    # (one weight version behind; their behaviour log-probs feed the PPO ratio).
     overlap: bool = True
     rollout_ahead: int = 0
     # Wall-clock seconds for the training loop (0: none): stop before a step that would not
@@ -266,3 +266,6 @@ class TrainerConfig:
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
         check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")
         check(self.rollout_ahead in (0, 1), f"trainer.rollout_ahead: {self.rollout_ahead} is not one of [0, 1]")
+        # The periodic eval shares the engines and the verifier with the step prepared ahead.
+        check(not (self.rollout_ahead and self.eval_every),
+              "trainer.rollout_ahead: 1 cannot be combined with trainer.eval_every > 0 (evaluate the checkpoints instead)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from capo_ray.driver.checkpoint import (
     capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
 )
 from capo_ray.driver.judge_stage import JudgeStage
-from capo_ray.driver.overlap import RolloutPrefetch, concurrently
+from capo_ray.driver.overlap import Prepared, RolloutPrefetch, concurrently
 from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
 from capo_ray.driver.periodic_eval import PeriodicEval
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
@@ -98,19 +99,19 @@ class Trainer:
 
     def train_step(self, step: int) -> dict[str, Any]:
         cfg, timer = self.cfg, StageTimer()
-        with timer("rollout"):  # with rollout_ahead: waiting for the ones started a step earlier
-            rollouts = self.prefetch.take(step) or self._generate(step)
+        # rollout_ahead = 1: this step's rollouts were generated, verified and judged during the
+        # last step (judging needs no weights); else they are made now, judged while the
+        # reference scores them.
+        with timer("wait_ahead"):
+            ahead = self.prefetch.take(step)
+        prepared, ref_logprobs = (ahead, None) if ahead is not None else self._prepare(step, timer, with_reference=True)
+        rollouts, outcomes, steps, judgements = prepared.rollouts, prepared.outcomes, prepared.steps, prepared.judgements
         self._check_fresh(rollouts)
         if cfg.trainer.rollout_ahead and step + 1 < cfg.trainer.steps:
-            self.prefetch.start(step + 1, lambda: self._generate(step + 1))
-        with timer("verify"):
-            outcomes = self.verifier.verify_batch(
-                [r.response_text for r in rollouts], [r.problem.answer for r in rollouts]
-            )
-        with timer("credit"):
-            steps = cs.segment(rollouts)
-        with timer("critic_and_reference"):
-            (judgements, judge_metrics), ref_logprobs = self._judge_and_reference(rollouts, steps, outcomes, timer)
+            self.prefetch.start(step + 1, lambda entered: self._prepare(step + 1, StageTimer(), False, entered)[0])
+        if ref_logprobs is None and cfg.algo.kl_coef > 0:
+            with timer("reference"):
+                ref_logprobs = self.actors.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
         with timer("credit"):
             credits = cs.assign_credit(
                 rollouts, outcomes, steps, judgements, cfg.algo.w_whole, cfg.algo.w_process, cfg.critic.all_abstain
@@ -128,7 +129,9 @@ class Trainer:
         metrics.update(rollout_metrics(rollouts, outcomes))
         metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
         metrics.update(credit_metrics(credits))
-        metrics.update(judge_metrics)
+        metrics.update(prepared.judge_metrics)
+        if ahead is not None:  # work done during the last step, beside it: not part of time/step
+            metrics.update({f"time/ahead_{k}": v for k, v in ahead.seconds.items()})
         metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
         metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
         if self.evaluator is not None and self.evaluator.due(step):
@@ -151,15 +154,25 @@ class Trainer:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    def _generate(self, step: int) -> list[Rollout]:
+    def _generate(self, step: int, entered: threading.Event | None = None) -> list[Rollout]:
         problems = self.source.batch(step, self.cfg.data.prompts_per_step)
-        return self.actors.generate(
-            [self._prompt_ids(p) for p in problems], problems, seed=step_seed(self.cfg.seed, "rollout", step)
-        )
+        prompt_ids = [self._prompt_ids(p) for p in problems]
+        if entered is not None:
+            entered.set()  # RolloutPrefetch.start: the engines are asked now
+        return self.actors.generate(prompt_ids, problems, seed=step_seed(self.cfg.seed, "rollout", step))
 
-    def _judge_and_reference(self, rollouts, steps, outcomes, timer: StageTimer):
-        """The critic's judgements and the reference log-probs [B, L] (None without a KL term),
-        concurrently when ``trainer.overlap``: they are independent."""
+    def _prepare(
+        self, step: int, timer: StageTimer, with_reference: bool, entered: threading.Event | None = None
+    ) -> tuple[Prepared, Any]:
+        """Everything of a step that needs no weights: rollouts, outcomes, steps, judgements.
+        ``with_reference``: the reference log-probs [B, L] too (None without a KL term),
+        computed while the critic judges when ``trainer.overlap`` (they are independent)."""
+        with timer("rollout"):
+            rollouts = self._generate(step, entered)
+        with timer("verify"):
+            outcomes = self.verifier.verify_batch([r.response_text for r in rollouts], [r.problem.answer for r in rollouts])
+        with timer("credit"):
+            steps = cs.segment(rollouts)
         timer.inner.update(("critic", "reference"))
 
         def judge():
@@ -167,14 +180,15 @@ class Trainer:
                 return self.judge_stage.run(self.actors, rollouts, steps, outcomes)
 
         def reference():
-            if not self.cfg.uses_reference:
+            if not with_reference or not self.cfg.uses_reference:
                 return None
             with timer("reference"):
                 return self.actors.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
 
-        if self.cfg.trainer.overlap:
-            return concurrently(judge, reference)
-        return judge(), reference()
+        with timer("critic_and_reference"):
+            both = concurrently(judge, reference) if self.cfg.trainer.overlap else (judge(), reference())
+        (judgements, judge_metrics), ref_logprobs = both
+        return Prepared(rollouts, outcomes, steps, judgements, judge_metrics, dict(timer.seconds)), ref_logprobs
 
     def _check_fresh(self, rollouts: list[Rollout]) -> None:
         # rollout_ahead = 1: sampled one version behind the learner; never more, never ahead.
