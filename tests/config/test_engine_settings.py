@@ -73,10 +73,15 @@ def test_cpu_engine_args_size_the_kv_cache_in_bytes():
 
 
 def test_auto_dtype_resolves_at_one_call_site():
-    assert resolve_engine_dtype("auto", "cpu") == resolve_engine_dtype("auto", "cuda") == "bfloat16"
+    from capo_ray.hardware import cpu_info
+
+    # auto on CPU: bf16 only where this CPU computes it natively (capo_ray/hardware.py)
+    cpu_auto = "bfloat16" if cpu_info().native_bf16 else "float32"
+    assert resolve_engine_dtype("auto", "cpu") == cpu_auto
+    assert resolve_engine_dtype("auto", "cuda") == "bfloat16"
     assert resolve_engine_dtype("float32", "cpu") == "float32"
     cfg = EngineConfig(model="/m", seed=0, settings=EngineSettings(dtype="auto"))
-    assert vllm_engine_args(cfg)["dtype"] == "bfloat16"
+    assert vllm_engine_args(cfg)["dtype"] == cpu_auto
 
 
 def test_engine_env_is_decided_by_the_device():
