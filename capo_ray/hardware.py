@@ -96,7 +96,11 @@ def resolve_dtype(dtype: str, device: str, info: CpuInfo | None = None) -> str:
     if device == "cuda":
         import torch
 
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        # Only a visible GPU can say it lacks bf16 (pre-Ampere); a driver without one (a CPU
+        # head node) picks bf16, and each engine resolves again on its own GPU.
+        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+            return "float16"
+        return "bfloat16"
     if device != "cpu":
         raise ValueError(f"device {device!r} is not 'cpu' or 'cuda'")
     return "bfloat16" if (info or cpu_info()).native_bf16 else "float32"

@@ -253,8 +253,8 @@ class TrainerConfig:
     # (one weight version behind; their behaviour log-probs feed the PPO ratio).
     overlap: bool = True
     rollout_ahead: int = 0
-    # Wall-clock seconds for the training loop (0: none): stop before a step that would not
-    # finish in time, judged by the steps measured so far (the demo's promise on slow CPUs).
+    # Wall-clock seconds for the run from its start, start-up included (0: none): stop before a
+    # step that would not finish in time, judged by the steps measured so far (the demo's promise).
     time_budget_s: float = 0.0
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ from capo_ray.config.strict import to_dict
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
 from capo_ray.driver import credit_stage as cs
-from capo_ray.driver.budget import StepBudget
+from capo_ray.driver.budget import RUN_START, StepBudget
 from capo_ray.driver.console import CONSOLE, console
 from capo_ray.driver.checkpoint import (
     capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
@@ -72,7 +72,7 @@ class Trainer:
         start = self._resume()
         total = self.cfg.trainer.steps
         progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
-        budget = StepBudget(self.cfg.trainer.time_budget_s)
+        budget = StepBudget(self.cfg.trainer.time_budget_s, start=RUN_START)
         try:
             for step in range(start, total):
                 if not budget.allows_another():

@@ -79,6 +79,7 @@ def test_auto_dtype_resolves_at_one_call_site():
     # auto follows this CPU's capabilities: bf16 only where it computes bf16 natively
     native = "bfloat16" if cpu_info().native_bf16 else "float32"
     assert resolve_engine_dtype("auto", "cpu") == native
+    assert resolve_engine_dtype("auto", "cuda") == "bfloat16"  # a driver without a GPU: bf16
     assert resolve_engine_dtype("float32", "cpu") == "float32"
     assert resolve_engine_dtype("bfloat16", "cpu") == "bfloat16"  # an explicit choice always wins
     cfg = EngineConfig(model="/m", seed=0, settings=EngineSettings(dtype="auto"))
