@@ -42,7 +42,9 @@ def parse_config(text: str) -> tuple[int, int, int]:
 
 def run_config(model_path: str, ranks: int, threads: int, stage: int, args: argparse.Namespace) -> dict[str, float]:
     from capo_ray.workers.learner import LearnerSettings
+    from capo_ray.workers.actor_group import ActorOptions
     from capo_ray.workers.learner_group import LearnerGroup
+    from capo_ray.workers.update_settings import UpdateSettings
 
     settings = LearnerSettings(
         model_path=model_path, zero_stage=stage, precision=args.precision, lr=1e-6, grad_clip=1.0,
@@ -50,14 +52,14 @@ def run_config(model_path: str, ranks: int, threads: int, stage: int, args: argp
         gradient_checkpointing=args.grad_ckpt,
     )
     start = time.perf_counter()
-    group = LearnerGroup(settings, ranks, num_cpus_per_worker=threads)
+    group = LearnerGroup(settings, ranks, ActorOptions("learner", num_cpus=threads))
     startup = time.perf_counter() - start
     batch = make_batch(args.rows, args.length, args.prompt, vocab=args.vocab, seed=0)
-    train_args = dict(clip_low=0.2, clip_high=0.2, kl_coef=0.0, agg="token_mean", ppo_epochs=1,
-                      mini_batch_size=args.rows, micro_batch_size=args.micro)
+    update = UpdateSettings(clip_low=0.2, clip_high=0.2, kl_coef=0.0, agg="token_mean", ppo_epochs=1,
+                            mini_batch_size=args.rows, micro_batch_size=args.micro)
     try:
-        group.train(batch, **train_args)  # warm-up: first-touch allocations, optimizer state
-        times = [group.train(batch, **train_args)["seconds"] for _ in range(args.repeats)]
+        group.train(batch, update)  # warm-up: first-touch allocations, optimizer state
+        times = [group.train(batch, update)["seconds"] for _ in range(args.repeats)]
         start = time.perf_counter()
         group.compute_logprobs(batch.input_ids, batch.attention_mask, args.micro, batch.response_mask)
         logprob_s = time.perf_counter() - start

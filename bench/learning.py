@@ -98,7 +98,7 @@ def run_overrides(mode: Mode, cell: Cell, seed: int, out: Path, lr: float) -> li
     return [
         "model=organism", f"model.path={mode.model}", "data=chain", "data.few_shot=false", f"data.seed={seed}", *task_overrides(mode.model),
         f"data.prompts_per_step={mode.prompts}", f"rollout.n_samples={mode.samples}",
-        f"rollout.max_new_tokens={mode.max_new_tokens}", "rollout.max_model_len=512", "rollout.dtype=float32",
+        f"rollout.max_new_tokens={mode.max_new_tokens}", "rollout.engine.max_model_len=512", "rollout.engine.dtype=float32",
         f"algo={cell.algo}", "algo.kl_coef=0",  # no reference actor: the same for both algorithms
         "critic=arith", f"critic.seed={seed}",
         "learner.num_workers=1", f"learner.micro_batch_size={batch}", f"learner.lr={lr}", f"learner.seed={seed}",

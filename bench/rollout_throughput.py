@@ -48,9 +48,10 @@ def run_vllm(args) -> dict:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from capo_ray.models.smollm2 import smollm2_path
     from capo_ray.workers.rollout import RolloutWorker
+    from capo_ray.config.engine import EngineSettings
     from capo_ray.workers.vllm_engine import EngineConfig
 
-    cfg = EngineConfig(model=str(smollm2_path()), dtype=args.dtype, seed=0, max_model_len=1024, cpu_kv_cache_gib=1)
+    cfg = EngineConfig(model=str(smollm2_path()), seed=0, settings=EngineSettings(dtype=args.dtype, max_model_len=1024))
     start = time.perf_counter()
     worker = RolloutWorker(cfg)
     startup = time.perf_counter() - start

@@ -23,29 +23,10 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import torch  # noqa: E402
 
-from capo_ray.workers.weight_sync import ModuleSender  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+import hf_sender  # noqa: E402  (the learner stand-in, shared with tests/workers/test_weight_sync.py)
 
 PROMPT = [1, 4093, 198, 1780, 314, 216, 35, 1232, 216, 36, 47, 2, 198, 1, 520, 9531, 198]  # chat-ish ids
-
-
-class Learner(ModuleSender):
-    def __init__(self, path: str) -> None:
-        from transformers import AutoModelForCausalLM
-
-        torch.set_num_threads(1)
-        super().__init__(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval())
-
-    def perturb(self, std: float) -> None:
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in self.module.parameters():
-                p.mul_(1 + torch.randn(p.shape, generator=gen) * std)
-
-    def greedy(self, max_new: int) -> list[int]:
-        ids = torch.tensor([PROMPT])
-        with torch.no_grad():
-            out = self.module.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=max_new)
-        return out[0, len(PROMPT) :].tolist()
 
 
 def engine_greedy(ray, engine, max_new: int) -> list[int]:
@@ -64,27 +45,28 @@ def main() -> None:
     from ray import cloudpickle
 
     from capo_ray.models.smollm2 import smollm2_path
-    from capo_ray.workers.rollout import RolloutWorker, connect_weight_sync, sync_weights
-    from capo_ray.workers.vllm_engine import EngineConfig
+    from capo_ray.workers.rollout import RolloutWorker
+    from capo_ray.workers.weight_sync import connect_weight_sync, sync_weights
+    from capo_ray.config.engine import EngineSettings
+    from capo_ray.workers.vllm_engine import EngineConfig, engine_env
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(hf_sender)
     env = {"PYTHONPATH": str(ROOT)}
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env={"env_vars": env})
     try:
         path = str(smollm2_path())
-        learner = ray.remote(num_cpus=1)(Learner).remote(path)
-        cfg = EngineConfig(model=path, dtype=args.engine_dtype, seed=0, max_model_len=512, cpu_kv_cache_gib=0.25)
-        engine_env = {**env, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-        engine = ray.remote(num_cpus=1)(RolloutWorker).options(runtime_env={"env_vars": engine_env}).remote(cfg)
+        learner = ray.remote(num_cpus=1)(hf_sender.HFSender).remote(path)
+        cfg = EngineConfig(model=path, seed=0, settings=EngineSettings(dtype=args.engine_dtype, max_model_len=512, kv_cache_gib=0.25))
+        engine = ray.remote(num_cpus=1)(RolloutWorker).options(runtime_env={"env_vars": {**env, **engine_env("cpu")}}).remote(cfg)
         ray.get([learner.__ray_ready__.remote(), engine.__ray_ready__.remote()])
         send_dtype = getattr(torch, args.send_dtype) if args.send_dtype else None
         connect_weight_sync(lambda spec: learner.connect.remote(spec, 64.0, send_dtype), [engine], "127.0.0.1", "gloo", 300)
 
         before = engine_greedy(ray, engine, 16)
-        ray.get(learner.perturb.remote(0.2))
+        ray.get(learner.perturb.remote(0, 0.05))
         meta = ray.get(learner.plan.remote(64.0))
         sync_weights(lambda: learner.send.remote(meta, 1), [engine], meta, 1, 300)
-        after, expected = engine_greedy(ray, engine, 16), ray.get(learner.greedy.remote(16))
+        after, expected = engine_greedy(ray, engine, 16), ray.get(learner.greedy.remote([PROMPT], 16))[0]
         print(f"check: engine greedy == HF greedy after sync: {after == expected}; changed: {after != before}")
 
         version = 1

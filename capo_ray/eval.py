@@ -45,21 +45,10 @@ def check_prompt_lengths(prompt_lengths: dict[str, list[int]], max_new_tokens: i
 
 
 def _engine(cfg: EvalConfig, model_path: str):
-    from capo_ray.workers.vllm_engine import EngineConfig, VLLMEngine
+    from capo_ray.workers.vllm_engine import EngineConfig, VLLMEngine, detect_device
 
-    e = cfg.engine
-    return VLLMEngine(
-        EngineConfig(
-            model=model_path,
-            dtype=e.dtype,
-            seed=cfg.seed,
-            max_model_len=e.max_model_len,
-            tensor_parallel_size=e.tensor_parallel_size,
-            enforce_eager=e.enforce_eager,
-            gpu_memory_utilization=e.gpu_memory_utilization,
-            cpu_kv_cache_gib=e.kv_cache_gib,
-        )
-    )
+    # The engine runs in this process, so what this process sees is the device.
+    return VLLMEngine(EngineConfig(model=model_path, seed=cfg.seed, settings=cfg.engine, device=detect_device()))
 
 
 def run(cfg: EvalConfig) -> Path:

@@ -35,7 +35,7 @@ def run(cfg: Config) -> Path:
 
 
 def _train(cfg: Config, run_dir: Path) -> Path:
-    from capo_ray.driver.cluster import start_workers
+    from capo_ray.driver.cluster import start_actors
     from capo_ray.driver.console import CONSOLE, console
     from capo_ray.driver.recovery import is_recoverable
     from capo_ray.driver.trainer import Trainer, write_config
@@ -48,7 +48,7 @@ def _train(cfg: Config, run_dir: Path) -> Path:
         tokenizer = load_policy_tokenizer(cfg.model.path)
     failures = 0
     while True:
-        workers = start_workers(cfg)
+        workers = start_actors(cfg)
         try:
             history = Trainer(cfg, workers, tokenizer, run_dir).fit()
             break

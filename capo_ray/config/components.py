@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from capo_ray.config.engine import EngineSettings
 from capo_ray.config.judge_service import HybridConfig, OpenAIJudgeConfig, check_prompt_template
 from capo_ray.config.strict import check
 
@@ -32,29 +33,20 @@ class RolloutConfig:
     """The vLLM rollout pool."""
 
     num_engines: int = 1
-    tensor_parallel_size: int = 1
     n_samples: int = 4  # responses per prompt (group size G; the paper uses 16)
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 96
-    max_model_len: int = 1024
-    # auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (capo_ray.hardware)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    enforce_eager: bool = True  # CPU: torch.compile reruns at every start (~90 s); GPU: set false
-    gpu_memory_utilization: float = 0.5
-    kv_cache_gib: int = 1  # CPU engines only (VLLM_CPU_KVCACHE_SPACE)
     sync_bucket_mb: int = 64  # weight-sync bucket size
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def __post_init__(self) -> None:
         check(self.num_engines >= 1, "rollout.num_engines: must be >= 1")
-        check(self.tensor_parallel_size >= 1, "rollout.tensor_parallel_size: must be >= 1")
         check(self.n_samples >= 2, "rollout.n_samples: group normalization needs >= 2 responses per prompt")
         check(self.temperature > 0, "rollout.temperature: must be > 0 (sampling; greedy groups carry no signal)")
         check(0 < self.top_p <= 1, "rollout.top_p: must be in (0, 1]")
         check(self.max_new_tokens >= 1, "rollout.max_new_tokens: must be >= 1")
-        check(self.max_model_len > self.max_new_tokens, "rollout.max_model_len: must exceed max_new_tokens")
-        check(0 < self.gpu_memory_utilization <= 1, "rollout.gpu_memory_utilization: must be in (0, 1]")
-        check(self.kv_cache_gib >= 1, "rollout.kv_cache_gib: must be >= 1")
+        check(self.engine.max_model_len > self.max_new_tokens, "rollout.engine.max_model_len: must exceed max_new_tokens")
         check(self.sync_bucket_mb >= 1, "rollout.sync_bucket_mb: must be >= 1")
 
 
@@ -81,16 +73,10 @@ class CriticConfig:
     # llm backend
     model_path: str = "smollm2"
     num_engines: int = 1
-    tensor_parallel_size: int = 1
-    # auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (capo_ray.hardware)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     temperature: float = 0.7
     max_tokens: int = 256
-    max_model_len: int = 2048
-    enforce_eager: bool = True
-    gpu_memory_utilization: float = 0.5
-    kv_cache_gib: int = 1
     request_timeout_s: float = 600.0
+    engine: EngineSettings = field(default_factory=lambda: EngineSettings(max_model_len=2048))
     # arith backend: probability of flipping each step's verdict in each critique, to exercise
     # voting and study critic noise
     flip_noise: float = 0.0
@@ -105,11 +91,10 @@ class CriticConfig:
         check(self.cache_size >= 0, "critic.cache_size: must be >= 0")
         check(0.0 <= self.flip_noise <= 1.0, "critic.flip_noise: must be in [0, 1]")
         check(self.num_engines >= 1, "critic.num_engines: must be >= 1")
-        check(self.tensor_parallel_size >= 1, "critic.tensor_parallel_size: must be >= 1")
         check(self.temperature >= 0, "critic.temperature: must be >= 0")
         check(self.max_tokens >= 1, "critic.max_tokens: must be >= 1")
         check(self.request_timeout_s > 0, "critic.request_timeout_s: must be > 0")
-        check(self.max_model_len > self.max_tokens, "critic.max_model_len: must exceed max_tokens")
+        check(self.engine.max_model_len > self.max_tokens, "critic.engine.max_model_len: must exceed max_tokens")
 
     @property
     def uses_engines(self) -> bool:
@@ -221,6 +206,9 @@ class ClusterConfig:
     reference_gpus: float = 0.0
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     startup_timeout_s: float = 600.0
+    # Added to every actor's environment, e.g. NCCL_SOCKET_IFNAME / NCCL_IB_HCA /
+    # GLOO_SOCKET_IFNAME on multi-homed nodes (both collectives: learner ZeRO and weight sync).
+    env_vars: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("learner", "rollout", "critic", "reference"):
@@ -261,16 +249,23 @@ class TrainerConfig:
     eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
     eval_max_new_tokens: int = 512
     # Overlap (docs/judge-service.md): the reference forward runs during the critique requests;
-    # rollout_ahead=1 generates step t+1's rollouts while step t is judged and trained (one
-    # weight version behind; their behaviour log-probs feed the PPO ratio).
+    # rollout_ahead=1 generates, verifies and judges step t+1's rollouts while step t trains
+    # (one weight version behind; their behaviour log-probs feed the PPO ratio).
     overlap: bool = True
     rollout_ahead: int = 0
+    # Wall-clock seconds for the training loop (0: none): stop before a step that would not
+    # finish in time, judged by the steps measured so far (the demo's promise on slow CPUs).
+    time_budget_s: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "trainer.steps: must be >= 1")
         check(self.save_every >= 0, "trainer.save_every: must be >= 0")
+        check(self.time_budget_s >= 0, "trainer.time_budget_s: must be >= 0 (0: no budget)")
         check(self.max_step_failures >= 0, "trainer.max_step_failures: must be >= 0")
         check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
         check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")
         check(self.rollout_ahead in (0, 1), f"trainer.rollout_ahead: {self.rollout_ahead} is not one of [0, 1]")
+        # The periodic eval shares the engines and the verifier with the step prepared ahead.
+        check(not (self.rollout_ahead and self.eval_every),
+              "trainer.rollout_ahead: 1 cannot be combined with trainer.eval_every > 0 (evaluate the checkpoints instead)")

@@ -16,9 +16,11 @@ def hydra_main(config_name: str, schema: type, run: Callable[[Any], Any], in_pro
     from omegaconf import OmegaConf
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if in_process_engine:
-        # In-process vLLM engine core: ~2 s start-up on CPU instead of ~15 s (docs/cpu-notes.md).
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    if in_process_engine:  # the tool builds its engine in this process: give it the engine's env
+        from capo_ray.workers.vllm_engine import detect_device, engine_env
+
+        for key, value in engine_env(detect_device()).items():
+            os.environ.setdefault(key, value)
 
     @hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base=None)
     def entry(dcfg) -> None:

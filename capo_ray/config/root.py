@@ -34,11 +34,21 @@ class Config:
 
     def __post_init__(self) -> None:
         self._check_batch_split()
-        if self.cluster.device == "cuda" and self.critic.uses_engines:
+        if self.cluster.device == "cuda" and self.uses_critic and self.critic.uses_engines:
             check(self.cluster.critic_gpus > 0, "cluster.critic_gpus: an llm critic on device=cuda needs GPUs")
-        if self.algo.name == "capo":
+        if self.uses_critic:
             check(self.critic.backend != "none", "algo=capo needs a critic: critic=arith, llm, openai or hybrid")
-        # algo=grpo skips the critic stage whatever critic.* says (see conf/algo/grpo.yaml).
+
+    @property
+    def uses_critic(self) -> bool:
+        """Whether the critic stage runs: algo=grpo skips it whatever critic.* says (see
+        conf/algo/grpo.yaml). The one place this is decided."""
+        return self.algo.name == "capo"
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether a frozen reference model scores the batch: only the KL term needs it."""
+        return self.algo.kl_coef > 0
 
     def _check_batch_split(self) -> None:
         """The step's responses must split exactly: into ``algo.mini_batches`` optimizer steps,

@@ -70,16 +70,11 @@ def build_benchmark(cfg: CriticEvalConfig):
 # -- judges ------------------------------------------------------------------------------------
 
 
-def _engine_config(c: CriticConfig, index: int):
+def _engine_config(c: CriticConfig, index: int, device: str):
     from capo_ray.models.resolve import resolve_model_path
     from capo_ray.workers.vllm_engine import EngineConfig
 
-    return EngineConfig(
-        model=resolve_model_path(c.model_path), dtype=c.dtype, seed=c.seed + index,
-        max_model_len=c.max_model_len, tensor_parallel_size=c.tensor_parallel_size,
-        enforce_eager=c.enforce_eager, gpu_memory_utilization=c.gpu_memory_utilization,
-        cpu_kv_cache_gib=c.kv_cache_gib,
-    )  # fmt: skip
+    return EngineConfig(model=resolve_model_path(c.model_path), seed=c.seed + index, settings=c.engine, device=device)
 
 
 @contextlib.contextmanager
@@ -87,10 +82,11 @@ def _inprocess_llm(c: CriticConfig) -> Iterator[CritiqueFn]:
     import gc
 
     from capo_ray.workers.critic_llm import CriticWorker
+    from capo_ray.workers.vllm_engine import detect_device
 
     # The actor class, used here as a plain object. Held in a list so that the exit below drops
     # the only reference: the engine's memory is freed when ``run`` is called from a notebook.
-    workers = [CriticWorker(_engine_config(c, 0))]
+    workers = [CriticWorker(_engine_config(c, 0, detect_device()))]
     try:
         yield lambda messages, steps: workers[0].critique(messages, c.k, c.temperature, c.max_tokens)
     finally:
@@ -102,26 +98,23 @@ def _inprocess_llm(c: CriticConfig) -> Iterator[CritiqueFn]:
 def _ray_llm(c: CriticConfig, j: JudgeConfig) -> Iterator[CritiqueFn]:
     import ray
 
+    from capo_ray.workers.actor_group import ActorOptions, kill_actors, start_group, wait_ready
     from capo_ray.workers.critic_llm import CriticPool, CriticWorker
+    from capo_ray.workers.vllm_engine import engine_env
 
     started = not ray.is_initialized()
     if started:
         ray.init(address=j.ray_address, include_dashboard=False)
     handles = []
     try:
-        # In-process engine core: ~2 s start-up on CPU instead of ~15 s (docs/cpu-notes.md).
-        cpu_env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(c.kv_cache_gib)}
-        env = {} if j.engine_gpus > 0 else cpu_env
-        remote = ray.remote(CriticWorker).options(
-            num_cpus=j.engine_cpus, num_gpus=j.engine_gpus, runtime_env={"env_vars": env}
-        )
-        handles = [remote.remote(_engine_config(c, i)) for i in range(c.num_engines)]
-        ray.get([h.__ray_ready__.remote() for h in handles])  # start-up errors surface here
+        device = "cuda" if j.engine_gpus > 0 else "cpu"
+        options = ActorOptions("critic", num_cpus=j.engine_cpus, num_gpus=j.engine_gpus, env_vars=engine_env(device))
+        handles = start_group(CriticWorker, options, [(_engine_config(c, i, device),) for i in range(c.num_engines)])
+        wait_ready(handles, "critic", timeout_s=None)  # a 70B judge may load for long
         pool = CriticPool(handles)
         yield lambda messages, steps: pool.critique(messages, c.k, c.temperature, c.max_tokens, c.request_timeout_s)
     finally:
-        for h in handles:
-            ray.kill(h)
+        kill_actors(handles)
         if started:
             ray.shutdown()
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from capo_ray.config.components import CriticConfig
 from capo_ray.config.judge_service import HybridConfig, OpenAIJudgeConfig
+from capo_ray.config.engine import EngineSettings
 from capo_ray.config.strict import ConfigError, check
 from capo_ray.core.voting import VOTING_RULES
 
@@ -43,19 +44,17 @@ class JudgeConfig:
     ray_address: str | None = None
     engine_cpus: float = 1.0  # launch=ray: per CriticWorker actor
     engine_gpus: float = 0.0  # launch=ray: per actor (tensor-parallel engines need tp GPUs)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
-    tensor_parallel_size: int = 1
     temperature: float = 0.7  # > 0: the k critiques must be independent samples
     max_tokens: int = 256  # per critique
-    max_model_len: int = 2048
-    enforce_eager: bool = True  # CPU: avoids a ~90 s compile per start; GPU: false is faster
-    gpu_memory_utilization: float = 0.8  # GPU only: no learner shares the device here
-    kv_cache_gib: int = 1  # CPU engines only (VLLM_CPU_KVCACHE_SPACE)
     request_timeout_s: float = 600.0  # launch=ray: a late batch abstains instead of hanging
     batch_size: int = 64  # solutions per critique call (progress is logged per batch)
     prompt_template: str | None = None  # a critique prompt file; null: the built-in prompt
     openai: OpenAIJudgeConfig = field(default_factory=OpenAIJudgeConfig)
     hybrid: HybridConfig = field(default_factory=HybridConfig)
+    # No learner shares the device here, so the engine may take most of a GPU.
+    engine: EngineSettings = field(
+        default_factory=lambda: EngineSettings(max_model_len=2048, gpu_memory_utilization=0.8)
+    )
 
     def __post_init__(self) -> None:
         check(self.num_engines >= 1, "judge.num_engines: must be >= 1")
@@ -72,11 +71,9 @@ class JudgeConfig:
         """The trainer's critic section for this judge with ``k`` critiques per response."""
         return CriticConfig(
             backend=self.backend, k=k, use_reference_answer=self.use_reference_answer,
-            model_path=self.model_path, num_engines=self.num_engines,
-            tensor_parallel_size=self.tensor_parallel_size, dtype=self.dtype, temperature=self.temperature,
-            max_tokens=self.max_tokens, max_model_len=self.max_model_len, enforce_eager=self.enforce_eager,
-            gpu_memory_utilization=self.gpu_memory_utilization, kv_cache_gib=self.kv_cache_gib,
-            request_timeout_s=self.request_timeout_s, flip_noise=self.flip_noise, seed=self.seed,
+            model_path=self.model_path, num_engines=self.num_engines, temperature=self.temperature,
+            max_tokens=self.max_tokens, engine=self.engine, request_timeout_s=self.request_timeout_s,
+            flip_noise=self.flip_noise, seed=self.seed,
             prompt_template=self.prompt_template, openai=self.openai, hybrid=self.hybrid,
         )  # fmt: skip
 

@@ -11,6 +11,7 @@ from typing import Any
 from capo_ray.config import Config
 from capo_ray.models.resolve import resolve_model_path
 from capo_ray.records import CritiqueResult
+from capo_ray.workers.actor_group import kill_actors
 
 
 class LLMCriticPool:
@@ -23,30 +24,23 @@ class LLMCriticPool:
 
     @classmethod
     def start(cls, cfg: Config, groups: Any) -> "LLMCriticPool":
-        import ray
-
+        from capo_ray.driver.actors import role_options
+        from capo_ray.workers.actor_group import start_group, wait_ready
         from capo_ray.workers.critic_llm import CriticWorker
-        from capo_ray.workers.vllm_engine import EngineConfig, engine_env
+        from capo_ray.workers.vllm_engine import EngineConfig
 
         c = cfg.critic
-        remote = ray.remote(CriticWorker)
-        handles = []
-        for i in range(c.num_engines):
-            engine_cfg = EngineConfig(
-                model=resolve_model_path(c.model_path), dtype=c.dtype, seed=c.seed + i,
-                max_model_len=c.max_model_len, tensor_parallel_size=c.tensor_parallel_size,
-                enforce_eager=c.enforce_eager, gpu_memory_utilization=c.gpu_memory_utilization,
-                cpu_kv_cache_gib=c.kv_cache_gib,
-            )
-            options: dict[str, Any] = {
-                "num_cpus": cfg.cluster.critic_cpus,
-                "num_gpus": cfg.cluster.critic_gpus,
-                "runtime_env": {"env_vars": engine_env(cfg.cluster.device, c.kv_cache_gib)},
-            }
-            if groups is not None:
-                options["scheduling_strategy"] = groups.strategy("critic", i)
-            handles.append(remote.options(**options).remote(engine_cfg))
-        ray.get([h.encode.remote([{"role": "user", "content": "ping"}]) for h in handles])  # start-up errors here
+        model = resolve_model_path(c.model_path)
+        engine_cfgs = [
+            EngineConfig(model=model, seed=c.seed + i, settings=c.engine, device=cfg.cluster.device)
+            for i in range(c.num_engines)
+        ]
+        handles = start_group(CriticWorker, role_options(cfg, "critic", groups), [(e,) for e in engine_cfgs])
+        try:
+            wait_ready(handles, "critic", cfg.cluster.startup_timeout_s)
+        except BaseException:
+            kill_actors(handles)
+            raise
         return cls(cfg, handles)
 
     def critique(self, messages: list[list[dict[str, str]]], step_texts: list[list[str]]) -> list[CritiqueResult]:
@@ -54,8 +48,5 @@ class LLMCriticPool:
         return self.pool.critique(messages, c.k, c.temperature, c.max_tokens, timeout_s=c.request_timeout_s)
 
     def shutdown(self) -> None:
-        import ray
-
-        for h in self.handles:
-            ray.kill(h)
+        kill_actors(self.handles)
         self.handles = []

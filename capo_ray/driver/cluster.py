@@ -2,7 +2,7 @@
 
 Order (a mistake must surface before anything expensive starts): connect to / start Ray ->
 check the resource plan against the cluster -> placement groups -> learner group, rollout
-engines, reference, critic pool -> weight-sync group.
+engines, reference, critic pool (``driver.actors.Actors``) -> weight-sync group.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from capo_ray.config import Config
-from capo_ray.driver.placement import ActorPlan, ResourceError, check_fits, plan_resources
+from capo_ray.driver.placement import ActorPlan, ResourceError, check_fits, placement_order, plan_resources
 from capo_ray.models.resolve import resolve_model_path
 
 log = logging.getLogger("capo_ray")
@@ -21,14 +21,9 @@ log = logging.getLogger("capo_ray")
 
 @dataclass
 class PlacementGroups:
+    """One placement group per role (one bundle per actor); ``role_options`` reads them."""
+
     by_role: dict[str, Any] = field(default_factory=dict)
-
-    def strategy(self, role: str, index: int) -> Any:
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        return PlacementGroupSchedulingStrategy(
-            placement_group=self.by_role[role], placement_group_bundle_index=index
-        )
 
     def remove(self) -> None:
         from ray.util.placement_group import remove_placement_group
@@ -72,7 +67,9 @@ def create_placement_groups(plans: list[ActorPlan], strategy: str, timeout_s: fl
     from ray.util.placement_group import placement_group
 
     groups = PlacementGroups()
-    for plan in plans:
+    # Largest bundles first: a 4-GPU critic bundle needs a node with 4 free GPUs, which
+    # one-GPU bundles reserved before it could fragment away.
+    for plan in placement_order(plans):
         groups.by_role[plan.role] = placement_group([plan.bundle] * plan.count, strategy=strategy)
     try:
         ray.get([pg.ready() for pg in groups.by_role.values()], timeout=timeout_s)
@@ -85,9 +82,10 @@ def create_placement_groups(plans: list[ActorPlan], strategy: str, timeout_s: fl
     return groups
 
 
-def start_workers(cfg: Config):
-    """Everything the trainer drives, started and connected (weights at version 0)."""
-    from capo_ray.driver.workers import Workers
+def start_actors(cfg: Config):
+    """Everything the trainer drives (``driver.actors.Actors``), started and connected
+    (weights at version 0)."""
+    from capo_ray.driver.actors import Actors
 
     from capo_ray.driver.console import console
 
@@ -101,7 +99,7 @@ def start_workers(cfg: Config):
             groups = create_placement_groups(plans, cfg.cluster.placement_strategy, cfg.cluster.startup_timeout_s)
         with console.stage("policy weights"):
             model_path = resolve_model_path(cfg.model.path)
-        return Workers.start(cfg, model_path, groups, owns_ray=started)
+        return Actors.start(cfg, model_path, groups, owns_ray=started)
     except BaseException:
         if groups is not None:
             groups.remove()

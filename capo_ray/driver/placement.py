@@ -36,19 +36,25 @@ def plan_resources(cfg: Config) -> list[ActorPlan]:
     plans = [
         ActorPlan("learner", cfg.learner.num_workers, c.learner_cpus, c.learner_gpus),
         ActorPlan("rollout", cfg.rollout.num_engines, c.rollout_cpus, c.rollout_gpus),
-        ActorPlan("reference", 1 if cfg.algo.kl_coef > 0 else 0, c.reference_cpus, c.reference_gpus),
+        ActorPlan("reference", 1 if cfg.uses_reference else 0, c.reference_cpus, c.reference_gpus),
     ]
-    if cfg.algo.name == "capo" and cfg.critic.uses_engines:
+    if cfg.uses_critic and cfg.critic.uses_engines:
         plans.append(ActorPlan("critic", cfg.critic.num_engines, c.critic_cpus, c.critic_gpus))
     if c.device == "cuda":
-        tp = {"rollout": cfg.rollout.tensor_parallel_size, "critic": cfg.critic.tensor_parallel_size}
+        tp = {"rollout": cfg.rollout.engine.tensor_parallel_size, "critic": cfg.critic.engine.tensor_parallel_size}
         for plan in plans:
             if plan.role in tp and plan.gpus != tp[plan.role]:
                 raise ResourceError(
-                    f"cluster.{plan.role}_gpus = {plan.gpus:g} but {plan.role}.tensor_parallel_size = "
+                    f"cluster.{plan.role}_gpus = {plan.gpus:g} but {plan.role}.engine.tensor_parallel_size = "
                     f"{tp[plan.role]}: a GPU engine needs one GPU per tensor-parallel rank"
                 )
     return [p for p in plans if p.count > 0]
+
+
+def placement_order(plans: list[ActorPlan]) -> list[ActorPlan]:
+    """Plans in the order their placement groups are created: largest bundles (GPUs, then
+    CPUs) first, so small bundles cannot fragment the nodes a large one needs."""
+    return sorted(plans, key=lambda p: (-p.gpus, -p.cpus))
 
 
 def totals(plans: list[ActorPlan]) -> dict[str, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from capo_ray.config.engine import EngineSettings
 from capo_ray.config.strict import check
 from capo_ray.data.datasets import BUILTIN_DATASETS
 from capo_ray.data.prompts import DATASET_TEMPLATES
@@ -21,24 +22,6 @@ PAPER_BENCHMARKS = ["math500", "aime24", "amc23", "minerva_math", "olympiadbench
 def valid_benchmarks() -> list[str]:
     """Built-in datasets that also have a prompt template."""
     return sorted(set(BUILTIN_DATASETS) & set(DATASET_TEMPLATES))
-
-
-@dataclass
-class EvalEngineConfig:
-    """The vLLM engine that generates (see capo_ray.workers.vllm_engine.EngineConfig)."""
-
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
-    tensor_parallel_size: int = 1
-    max_model_len: int = 2048  # prompt + response tokens
-    enforce_eager: bool = True  # CPU: torch.compile reruns at every start (~90 s); GPU: false is faster
-    gpu_memory_utilization: float = 0.8  # GPU only: no learner shares the device here
-    kv_cache_gib: float = 1.0  # CPU only
-
-    def __post_init__(self) -> None:
-        check(self.tensor_parallel_size >= 1, "engine.tensor_parallel_size: must be >= 1")
-        check(self.max_model_len >= 2, "engine.max_model_len: must be >= 2")
-        check(0 < self.gpu_memory_utilization <= 1, "engine.gpu_memory_utilization: must be in (0, 1]")
-        check(self.kv_cache_gib > 0, "engine.kv_cache_gib: must be > 0")
 
 
 @dataclass
@@ -65,7 +48,10 @@ class EvalConfig:
     output_dir: str = "runs/eval"
     run_name: str | None = None  # default: <model label>-<timestamp>
     compare: list[str] = field(default_factory=list)  # earlier results.json (or dirs): extra table rows
-    engine: EvalEngineConfig = field(default_factory=EvalEngineConfig)
+    # No learner shares the device here, so the engine may take most of a GPU.
+    engine: EngineSettings = field(
+        default_factory=lambda: EngineSettings(max_model_len=2048, gpu_memory_utilization=0.8)
+    )
 
     def __post_init__(self) -> None:
         check(bool(self.policy), "policy: must name a model (built-in name, HF folder, checkpoint or run dir)")

@@ -88,6 +88,7 @@ class GroupLearner:
                  gradient_checkpointing: bool) -> None:
         import ray
 
+        from capo_ray.workers.actor_group import ActorOptions
         from capo_ray.workers.learner import LearnerSettings
         from capo_ray.workers.learner_group import LearnerGroup
 
@@ -102,14 +103,17 @@ class GroupLearner:
             torch_threads=threads, device="cpu", weight_decay=weight_decay, seed=seed,
             gradient_checkpointing=gradient_checkpointing, log_entropy=False,
         )
-        self.group = LearnerGroup(settings, num_workers, num_cpus_per_worker=0.5)
+        self.group = LearnerGroup(settings, num_workers, ActorOptions("learner", num_cpus=0.5))
 
     def step(self, batch: TrainBatch, lr: float) -> dict[str, float]:
         # The whole batch is one mini-batch: one optimizer step, like TorchLearner.
         unit = self.world * self.micro
         mini = -(-len(batch) // unit) * unit
-        out = self.group.train(batch, clip_low=0.2, clip_high=0.2, kl_coef=0.0, agg="token_mean", ppo_epochs=1,
-                               mini_batch_size=mini, micro_batch_size=self.micro, objective="sft")
+        from capo_ray.workers.update_settings import UpdateSettings
+
+        update = UpdateSettings(clip_low=0.2, clip_high=0.2, kl_coef=0.0, agg="token_mean", ppo_epochs=1,
+                                mini_batch_size=mini, micro_batch_size=self.micro, objective="sft")
+        out = self.group.train(batch, update)
         return {"loss": out["loss"], "grad_norm": out["grad_norm"], "lr": out["lr"], "tokens": out["tokens"]}
 
     def save(self, path: str) -> None:

@@ -3,7 +3,7 @@
 The same code path serves a 2-core CPU box (gloo over loopback) and a GPU cluster (NCCL across
 nodes); only ``comm_backend`` and the device selection differ. The driver:
 
-1. creates N actors (``spawn_rank_actors``), optionally pinned to placement-group bundles;
+1. creates N actors (``actor_group.start_group``), optionally pinned to placement-group bundles;
 2. asks each actor for its node IP and picks the master address (``master_address``);
 3. asks rank 0 for a free port *on its own node* (the port must be free where rank 0 listens);
 4. gives every actor its ``rendezvous_env`` and lets them all join concurrently.
@@ -13,7 +13,6 @@ No launcher (torchrun / deepspeed) is involved: Ray is the launcher, as in OpenR
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -91,51 +90,6 @@ def accelerator_env(device: str) -> dict[str, str]:
     return {"DS_ACCELERATOR": device, **(cpu_worker_env() if device == "cpu" else {})}
 
 
-def spawn_rank_actors(
-    actor_cls: type,
-    num_actors: int,
-    init_args: tuple[Any, ...],
-    *,
-    num_cpus: float,
-    num_gpus: float,
-    env_vars: dict[str, str],
-    placement_group: Any = None,
-    bundle_indices: Sequence[int] | None = None,
-    name_prefix: str | None = None,
-) -> list[Any]:
-    """Create ``num_actors`` Ray actors of ``actor_cls`` (a plain class), one per rank.
-
-    With a placement group, rank i goes to bundle ``bundle_indices[i]`` (default: bundle i), so
-    the caller decides colocation (e.g. learner and rollout engine sharing a GPU bundle).
-    """
-    import ray
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    if num_actors < 1:
-        raise ValueError(f"num_actors must be >= 1, got {num_actors}")
-    if bundle_indices is not None and len(bundle_indices) != num_actors:
-        raise ValueError(f"bundle_indices has {len(bundle_indices)} entries for {num_actors} actors")
-    if bundle_indices is not None and placement_group is None:
-        raise ValueError("bundle_indices given without a placement_group")
-    remote_cls = ray.remote(actor_cls)
-    actors = []
-    for rank in range(num_actors):
-        options: dict[str, Any] = {
-            "num_cpus": num_cpus,
-            "num_gpus": num_gpus,
-            "runtime_env": {"env_vars": dict(env_vars)},
-        }
-        if name_prefix:
-            options["name"] = f"{name_prefix}-{rank}"
-        if placement_group is not None:
-            bundle = rank if bundle_indices is None else int(bundle_indices[rank])
-            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                placement_group=placement_group, placement_group_bundle_index=bundle
-            )
-        actors.append(remote_cls.options(**options).remote(*init_args))
-    return actors
-
-
 class RankActor:
     """Methods every rank actor needs for the rendezvous (mixed into the worker classes)."""
 
@@ -145,9 +99,6 @@ class RankActor:
     def free_port(self, host: str) -> int:
         # Run inside rank 0's process, so the port is probed on the node that will listen.
         return free_port(host)
-
-    def set_env(self, env: dict[str, str]) -> None:
-        os.environ.update(env)
 
 
 def rendezvous(actors: Sequence[Any]) -> list[dict[str, str]]:

@@ -39,6 +39,7 @@ from capo_ray.workers.learner_batch import (
     _global_counts,
 )
 from capo_ray.workers.forward import sequence_logprobs
+from capo_ray.workers.update_settings import UpdateSettings
 from capo_ray.workers.full_weights import (
     WeightConsumer,
     collect_state_dict,
@@ -177,21 +178,9 @@ class LearnerWorker(RankActor):
 
     # --- training -------------------------------------------------------------------------
 
-    def train(
-        self,
-        shard: TrainBatch,
-        clip_low: float,
-        clip_high: float,
-        kl_coef: float,
-        agg: str,
-        ppo_epochs: int,
-        mini_batch_size: int,
-        micro_batch_size: int,
-        objective: str = "policy",
-        off_policy: bool = False,
-    ) -> dict[str, float]:
+    def train(self, shard: TrainBatch, update: UpdateSettings) -> dict[str, float]:
         """Train on this rank's ``shard`` (``learner_group.shard_rows``): for each epoch, one
-        optimizer step per mini-batch (``mini_batch_size`` rows over all ranks).
+        optimizer step per mini-batch (``update.mini_batch_size`` rows over all ranks).
 
         On-policy shortcut: with one epoch and one mini-batch the weights have not moved since
         the rollout, so old log probs = current log probs (detached) and the ratio is exactly
@@ -200,32 +189,31 @@ class LearnerWorker(RankActor):
         Otherwise ``shard.old_logprobs`` must hold the behaviour log probs (from
         ``compute_logprobs`` before training, or from the rollout engine).
 
-        ``objective="sft"`` trains the masked NLL of the response tokens instead (the SFT cold
+        ``update.objective="sft"`` trains the masked NLL of the response tokens instead (the SFT cold
         start, capo_ray/sft): advantages, old and reference log probs are then unused.
 
         Returns this rank's weighted metric sums (``LearnerGroup`` combines ranks).
         """
         start = time.perf_counter()
-        rows = _rows_per_step(len(shard), mini_batch_size, micro_batch_size, self.world_size, ppo_epochs, agg)
+        u, micro_batch_size = update, update.micro_batch_size
+        rows = _rows_per_step(len(shard), u.mini_batch_size, micro_batch_size, self.world_size)
         self._set_accumulation(micro_batch_size, rows // micro_batch_size)
         num_steps = len(shard) // rows
-        on_policy = ppo_epochs == 1 and num_steps == 1 and not off_policy
-        if objective not in ("policy", "sft"):
-            raise ValueError(f"objective must be 'policy' or 'sft', got {objective!r}")
-        if not on_policy and objective == "policy":
+        on_policy = u.ppo_epochs == 1 and num_steps == 1 and not u.off_policy
+        if not on_policy and u.objective == "policy":
             _require_old_logprobs(shard)
         shard = _to_device(shard, self.device)
-        loss_args = {"clip_low": clip_low, "clip_high": clip_high, "kl_coef": kl_coef, "agg": agg}
+        loss_args = u.loss_args
         self.engine.train()
         sums: dict[str, float] = defaultdict(float)
-        for epoch in range(ppo_epochs):
+        for epoch in range(u.ppo_epochs):
             for step in range(num_steps):
                 where = f"epoch {epoch}, mini-batch {step}"
                 mini = shard.slice(step * rows, (step + 1) * rows)
-                step_sums = self._optimizer_step(mini, micro_batch_size, on_policy, loss_args, where, objective)
+                step_sums = self._optimizer_step(mini, micro_batch_size, on_policy, loss_args, where, u.objective)
                 for key, value in step_sums.items():
                     sums[key] += value
-        sums["optimizer_steps"] = float(ppo_epochs * num_steps)
+        sums["optimizer_steps"] = float(u.ppo_epochs * num_steps)
         sums["tokens"] = float(shard.response_mask.sum())
         sums["seconds"] = time.perf_counter() - start
         return dict(sums)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 
-from capo_ray.core.losses import LOSS_AGGREGATIONS
 from capo_ray.records import TrainBatch
 
 
@@ -21,12 +20,8 @@ def _accumulation_steps(mini_batch_size: int, micro_batch_size: int, world_size:
     return mini_batch_size // unit
 
 
-def _rows_per_step(rows: int, mini: int, micro: int, world: int, epochs: int, agg: str) -> int:
-    """Rows of this rank's shard per optimizer step, after checking the train() arguments."""
-    if agg not in LOSS_AGGREGATIONS:
-        raise ValueError(f"unknown loss aggregation {agg!r}; valid: {sorted(LOSS_AGGREGATIONS)}")
-    if epochs < 1:
-        raise ValueError(f"ppo_epochs must be >= 1, got {epochs}")
+def _rows_per_step(rows: int, mini: int, micro: int, world: int) -> int:
+    """Rows of this rank's shard per optimizer step (``UpdateSettings`` checked the rest)."""
     per_rank = _accumulation_steps(mini, micro, world) * micro
     if rows < per_rank or rows % per_rank:
         raise ValueError(f"shard of {rows} rows is not a whole number of {per_rank}-row mini-batch shares")

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from capo_ray.records import TrainBatch
-from capo_ray.workers.distributed import accelerator_env, rendezvous, spawn_rank_actors
+from capo_ray.workers.actor_group import ActorOptions, start_group
+from capo_ray.workers.distributed import accelerator_env, rendezvous
 from capo_ray.workers.full_weights import WeightConsumer
 from capo_ray.workers.learner import LearnerSettings, LearnerWorker
+from capo_ray.workers.update_settings import UpdateSettings
 
 # Metrics that are sums of globally weighted shares (add over ranks, then average over steps).
 _SHARED_METRICS = ("loss", "pg_loss", "kl", "clip_frac", "approx_kl", "entropy")
@@ -116,76 +119,42 @@ def merge_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
 class LearnerGroup:
     """N learner ranks (Ray actors) training one policy with DeepSpeed ZeRO.
 
-    ``num_cpus_per_worker`` / ``num_gpus_per_worker`` are the Ray resources of each actor;
-    with ``placement_group``, rank i is scheduled on bundle ``bundle_indices[i]`` (default i).
-    ``env_vars`` are added to every actor's environment (e.g. NCCL_SOCKET_IFNAME or
-    GLOO_SOCKET_IFNAME on multi-homed nodes). The constructor returns once every rank has
+    ``options`` place the rank actors (rank i on bundle i of the role's placement group, or
+    ``options.bundle_indices[i]``) and give each its resources and environment (e.g.
+    NCCL_SOCKET_IFNAME on multi-homed nodes). The constructor returns once every rank has
     joined the process group and built its engine.
     """
 
-    def __init__(
-        self,
-        settings: LearnerSettings,
-        num_workers: int,
-        *,
-        num_cpus_per_worker: float,
-        num_gpus_per_worker: float = 0.0,
-        placement_group: Any = None,
-        bundle_indices: Sequence[int] | None = None,
-        env_vars: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, settings: LearnerSettings, num_workers: int, options: ActorOptions) -> None:
         import ray
 
-        if settings.device == "cuda" and num_gpus_per_worker <= 0:
-            raise ValueError("device='cuda' needs num_gpus_per_worker > 0")
+        if settings.device == "cuda" and options.num_gpus <= 0:
+            raise ValueError("device='cuda' needs learner actors with num_gpus > 0")
         self.settings = settings
         self.world_size = num_workers
-        self.actors = spawn_rank_actors(
-            LearnerWorker,
-            num_workers,
-            (settings,),
-            num_cpus=num_cpus_per_worker,
-            num_gpus=num_gpus_per_worker,
-            env_vars={**accelerator_env(settings.device), **(env_vars or {})},
-            placement_group=placement_group,
-            bundle_indices=bundle_indices,
-        )
+        # DeepSpeed picks its accelerator at import: the rank actors need it in their env.
+        options = replace(options, env_vars={**accelerator_env(settings.device), **options.env_vars})
+        self.actors = start_group(LearnerWorker, options, [(settings,)] * num_workers)
         envs = rendezvous(self.actors)
         ray.get([actor.setup.remote(env) for actor, env in zip(self.actors, envs)])
 
-    def train(
-        self,
-        batch: TrainBatch,
-        *,
-        clip_low: float,
-        clip_high: float,
-        kl_coef: float,
-        agg: str,
-        ppo_epochs: int,
-        mini_batch_size: int,
-        micro_batch_size: int,
-        objective: str = "policy",
-        off_policy: bool = False,
-    ) -> dict[str, float]:
-        """Train on ``batch`` (all rows; ``mini_batch_size`` rows per optimizer step over all
-        ranks, ``micro_batch_size`` rows per rank per forward; see ``plan_rows`` for padding).
+    def train(self, batch: TrainBatch, update: UpdateSettings) -> dict[str, float]:
+        """Train on ``batch`` (all rows; ``update.mini_batch_size`` rows per optimizer step over
+        all ranks, ``update.micro_batch_size`` rows per rank per forward; see ``plan_rows`` for
+        padding).
 
         Returns per-optimizer-step averages: loss, pg_loss, kl, entropy, clip_frac, approx_kl,
         grad_norm (before clipping), lr; plus tokens (trained response tokens in ``batch``),
-        optimizer_steps, rank_seconds and seconds (wall time of this call). ``objective="sft"``
+        optimizer_steps, rank_seconds and seconds (wall time of this call). ``update.objective="sft"``
         trains the masked NLL (``LearnerWorker.train``); its loss is the NLL.
         """
         import ray
 
         start = time.perf_counter()
-        padded, mini = plan_rows(len(batch), self.world_size, mini_batch_size, micro_batch_size)
+        padded, mini = plan_rows(len(batch), self.world_size, update.mini_batch_size, update.micro_batch_size)
         shards = shard_rows(pad_rows(batch, padded), self.world_size, mini)
-        refs = [
-            actor.train.remote(
-                shard, clip_low, clip_high, kl_coef, agg, ppo_epochs, mini, micro_batch_size, objective, off_policy
-            )
-            for actor, shard in zip(self.actors, shards)
-        ]
+        per_rank = update.with_mini_batch(mini)
+        refs = [actor.train.remote(shard, per_rank) for actor, shard in zip(self.actors, shards)]
         metrics = merge_metrics(ray.get(refs))
         metrics["seconds"] = time.perf_counter() - start
         return metrics

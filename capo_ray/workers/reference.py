@@ -8,11 +8,8 @@ learner, so before the first update its log probs equal the learner's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from capo_ray.workers.distributed import accelerator_env
 from capo_ray.workers.forward import sequence_logprobs
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -20,6 +17,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 class ReferenceWorker:
     """Frozen copy of the policy at ``model_path``; ``compute_logprobs`` is its only job.
+    Started like every role (``actor_group.start_group``), one actor per run.
 
     ``temperature`` must equal the rollout (and learner) temperature so that the KL compares
     the same distributions. ``dtype`` "bfloat16" halves memory on GPUs; the log probs are still
@@ -63,33 +61,3 @@ class ReferenceWorker:
                 share_prefix=True,  # a group's prompt runs once (forward.py)
             )
         return out.cpu()
-
-
-def create_reference_actor(
-    model_path: str,
-    *,
-    dtype: str,
-    torch_threads: int,
-    temperature: float,
-    device: str,
-    num_cpus: float,
-    num_gpus: float = 0.0,
-    placement_group: Any = None,
-    bundle_index: int | None = None,
-) -> Any:
-    """Start one ``ReferenceWorker`` Ray actor (optionally on a placement-group bundle, e.g.
-    the learner's to colocate them). Call ``actor.compute_logprobs.remote(...)``."""
-    import ray
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    options: dict[str, Any] = {
-        "num_cpus": num_cpus,
-        "num_gpus": num_gpus,
-        "runtime_env": {"env_vars": accelerator_env(device)},
-    }
-    if placement_group is not None:
-        options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-            placement_group=placement_group, placement_group_bundle_index=bundle_index or 0
-        )
-    remote_cls = ray.remote(ReferenceWorker)
-    return remote_cls.options(**options).remote(model_path, dtype, torch_threads, temperature, device)

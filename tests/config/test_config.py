@@ -42,7 +42,7 @@ def test_every_cluster_profile_composes_and_its_plan_adds_up(profile, algo):
         assert cfg.cluster.device == "cuda"
         nodes = {"gpu_1node": 1, "gpu_2node": 2}[profile]
         # the GPU profiles are sized to fill whole 8-GPU nodes with a capo critic
-        expected = nodes * 8 - (0 if algo == "capo" else cfg.critic.num_engines * cfg.critic.tensor_parallel_size)
+        expected = nodes * 8 - (0 if algo == "capo" else cfg.critic.num_engines * cfg.critic.engine.tensor_parallel_size)
         assert need["GPU"] == expected
 
 

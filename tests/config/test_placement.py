@@ -32,4 +32,13 @@ def test_an_actor_must_fit_on_one_node():
 
 def test_tensor_parallel_must_match_engine_gpus():
     with pytest.raises(ResourceError, match="one GPU per tensor-parallel rank"):
-        plan_resources(compose_config(["cluster=gpu_1node", "critic.tensor_parallel_size=8"]))
+        plan_resources(compose_config(["cluster=gpu_1node", "critic.engine.tensor_parallel_size=8"]))
+
+
+def test_largest_bundles_get_placed_first():
+    from capo_ray.driver.placement import placement_order
+
+    order = [p.role for p in placement_order(plan_resources(compose_config(["cluster=gpu_2node"])))]
+    assert order[0] == "critic"  # 4-GPU bundles before the 1-GPU ones
+    cpu = [p.role for p in placement_order(plan_resources(compose_config()))]
+    assert cpu == ["learner", "rollout", "reference"]  # 0.5-CPU bundles before 0.25

@@ -62,7 +62,7 @@ def test_overrides_reach_the_typed_config_and_the_critic_section():
         (["error_fraction=1.5"], "error_fraction: must be in [0, 1]"),
         (["judge.backend=none"], "judge.backend: 'none' is not one of ['arith', 'llm', 'openai', 'hybrid']"),
         (["judge.backend=llm", "judge.temperature=0"], "judge.temperature: must be > 0 for an LLM judge"),
-        (["judge.max_tokens=4096"], "judge.max_model_len: must exceed max_tokens"),
+        (["judge.max_tokens=4096"], "judge.engine.max_model_len: must exceed max_tokens"),
         (["judge.flip_noise=2"], "judge.flip_noise: must be in [0, 1]"),
         (["judge.num_engines=2"], "judge.num_engines: > 1 needs judge.launch=ray"),
     ],

@@ -32,7 +32,7 @@ KS = [1, 2]
 def _run(out: Path, name: str, *overrides: str) -> Path:
     command = [
         sys.executable, "-m", "capo_ray.critic_eval", "judge.backend=llm", "size=3", "ks=[1,2]",
-        "judge.max_tokens=32", "judge.max_model_len=1024", f"output_dir={out}", f"run_name={name}", *overrides,
+        "judge.max_tokens=32", "judge.engine.max_model_len=1024", f"output_dir={out}", f"run_name={name}", *overrides,
     ]  # fmt: skip
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -11,8 +11,8 @@ def tiny_overrides(tmp_path, *extra: str) -> list[str]:
         "model=tiny",
         "rollout.n_samples=2",
         "rollout.max_new_tokens=16",
-        "rollout.max_model_len=512",
-        "rollout.dtype=float32",  # so the engine's greedy output can equal HF's exactly
+        "rollout.engine.max_model_len=512",
+        "rollout.engine.dtype=float32",  # so the engine's greedy output can equal HF's exactly
         "data.prompts_per_step=2",
         "learner.micro_batch_size=2",
         "learner.lr=1e-3",  # large enough that 2 steps visibly move a random model

@@ -6,7 +6,7 @@ import time
 import pytest
 import ray
 
-from capo_ray.driver.cluster import start_workers
+from capo_ray.driver.cluster import start_actors
 from capo_ray.driver.placement import ResourceError
 from capo_ray.train import run
 from capo_ray.data.datasets import find_data_dir
@@ -18,7 +18,7 @@ def test_impossible_resources_fail_fast_before_any_actor(tiny_config):
     cfg = tiny_config("cluster.learner_cpus=64")
     start = time.monotonic()
     with pytest.raises(ResourceError) as err:
-        start_workers(cfg)
+        start_actors(cfg)
     assert "CPU: the plan needs" in str(err.value)
     assert "learner" in str(err.value)
     assert time.monotonic() - start < 120  # Ray start-up only: no actor was waited for
@@ -34,7 +34,7 @@ def test_garbage_critic_abstains_and_the_run_continues(tiny_config):
     evals = ["trainer.eval_every=1", "trainer.eval_benchmarks=[gsm8k_test]", "trainer.eval_limit=2",
              "trainer.eval_max_new_tokens=8", "data.few_shot=false"] if with_eval else []
     cfg = tiny_config("critic=llm", "critic.model_path=tiny", "critic.k=2", "critic.max_tokens=16",
-                      "critic.max_model_len=1024", "critic.dtype=float32", "trainer.steps=1",
+                      "critic.engine.max_model_len=1024", "critic.engine.dtype=float32", "trainer.steps=1",
                       "cluster.critic_cpus=0.25", *evals)
     run_dir = run(cfg)
     (row,) = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

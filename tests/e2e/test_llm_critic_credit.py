@@ -14,6 +14,7 @@ from capo_ray.models.smollm2 import load_tokenizer, smollm2_path
 from capo_ray.records import Problem, Rollout
 from capo_ray.rewards.verdict import Verdict
 from capo_ray.workers.detokenize import incremental_offsets
+from capo_ray.config.engine import EngineSettings
 from capo_ray.workers.vllm_engine import EngineConfig
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,7 @@ def test_smollm2_genprm_critiques_votes_and_credit():
     assert [len(s.texts) for s in steps] == [3, 2, 3]
     messages = cs.critique_messages(rollouts, steps, use_reference=True)
     assert "Wrong step list:" in messages[0][-1]["content"] and "Step 3:" in messages[0][-1]["content"]
-    critic = CriticWorker(EngineConfig(model=str(smollm2_path()), dtype="bfloat16", seed=0, max_model_len=2048))
+    critic = CriticWorker(EngineConfig(model=str(smollm2_path()), seed=0, settings=EngineSettings(max_model_len=2048)))
     results = critic.critique(messages, k=2, temperature=0.7, max_tokens=64)
     assert [len(r.texts) for r in results] == [2, 2, 2]
     assert all(r.error is None and r.prompt_tokens > 0 and r.completion_tokens > 0 for r in results)

@@ -65,7 +65,7 @@ def test_submit_a_short_run_as_a_ray_job(ray_head, tmp_path):
     out_dir = tmp_path / "runs"
     cmd = [
         str(REPO / "launch" / "submit.sh"),
-        "model=tiny", "rollout.n_samples=2", "rollout.max_new_tokens=8", "rollout.max_model_len=512",
+        "model=tiny", "rollout.n_samples=2", "rollout.max_new_tokens=8", "rollout.engine.max_model_len=512",
         "data.prompts_per_step=2", "learner.micro_batch_size=2", "trainer.steps=1",
         f"trainer.output_dir={out_dir}", "trainer.run_name=job", "logging.wandb=disabled",
         "logging.progress_bar=false",

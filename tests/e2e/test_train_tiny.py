@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from capo_ray.driver.cluster import start_workers
+from capo_ray.driver.cluster import start_actors
 from capo_ray.driver.trainer import Trainer
 from capo_ray.models.resolve import load_policy_tokenizer, resolve_model_path
 from capo_ray.rewards.verdict import Verdict
@@ -37,7 +37,7 @@ def _up_to_first_eos(ids: list[int], eos: int) -> list[int]:
 def _greedy_matches(workers, tokenizer, export_dir) -> None:
     """The synced engine's greedy tokens equal HF's on the exported weights, token for token up
     to and including the first EOS (both stop there; without an EOS both must run the full 12
-    tokens). fp32 on both sides (tiny_overrides sets rollout.dtype=float32), so no rounding
+    tokens). fp32 on both sides (tiny_overrides sets rollout.engine.dtype=float32), so no rounding
     difference can excuse a mismatch."""
     model = AutoModelForCausalLM.from_pretrained(export_dir, dtype=torch.float32).eval()
     text = tokenizer.apply_chat_template([{"role": "user", "content": "Compute 2 + 3."}], add_generation_prompt=True, tokenize=False)
@@ -67,7 +67,7 @@ def test_train_then_sync(tiny_config, tmp_path, algo, zero, learners, extra):
     tokenizer = load_policy_tokenizer(cfg.model.path)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    workers = start_workers(cfg)
+    workers = start_actors(cfg)
     try:
         verifier = LengthParity() if algo == "grpo" else None
         history = Trainer(cfg, workers, tokenizer, run_dir, verifier=verifier).fit()

@@ -8,7 +8,7 @@ import ray
 from ray.cluster_utils import Cluster
 from ray.util.placement_group import placement_group_table
 
-from capo_ray.driver.cluster import start_workers
+from capo_ray.driver.cluster import start_actors
 from capo_ray.driver.trainer import Trainer
 from capo_ray.models.resolve import load_policy_tokenizer
 
@@ -24,7 +24,7 @@ def test_two_node_placement_and_training(tiny_config, tmp_path):
     try:
         cfg = tiny_config(f"cluster.address={cluster.address}", "learner.num_workers=1", "cluster.learner_cpus=1.0",
                           "cluster.rollout_cpus=0.5", "cluster.reference_cpus=0.5", "trainer.steps=1")
-        workers = start_workers(cfg)
+        workers = start_actors(cfg)
         nodes = {role: {b for b in placement_group_table(pg)["bundles_to_node_id"].values()}
                  for role, pg in workers.groups.by_role.items()}
         # 1 CPU per node: the learner fills one node, engine and reference share the other

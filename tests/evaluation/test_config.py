@@ -11,7 +11,8 @@ from capo_ray.config.strict import ConfigError, from_dict
 from capo_ray.eval import check_prompt_lengths
 from capo_ray.data.datasets import find_data_dir
 from capo_ray.evaluation.benchmarks import load_benchmarks
-from capo_ray.evaluation.config import EvalConfig, EvalEngineConfig
+from capo_ray.config.engine import EngineSettings
+from capo_ray.evaluation.config import EvalConfig
 
 
 def _load(overrides: list[str]) -> EvalConfig:
@@ -21,7 +22,7 @@ def _load(overrides: list[str]) -> EvalConfig:
 def test_yaml_mirrors_every_field_and_its_defaults():
     data = compose_dict(config_name="eval")
     assert set(data) == {f.name for f in dataclasses.fields(EvalConfig)}
-    assert set(data["engine"]) == {f.name for f in dataclasses.fields(EvalEngineConfig)}
+    assert set(data["engine"]) == {f.name for f in dataclasses.fields(EngineSettings)}
     assert _load([]) == EvalConfig()  # the YAML repeats the dataclass defaults, no drift
 
 

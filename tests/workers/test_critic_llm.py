@@ -12,12 +12,13 @@ import pytest
 
 from capo_ray.models.smollm2 import smollm2_path
 from capo_ray.records import CritiqueResult
-from capo_ray.workers.vllm_engine import EngineConfig
+from capo_ray.config.engine import EngineSettings
+from capo_ray.workers.vllm_engine import EngineConfig, engine_env
 
 pytestmark = pytest.mark.slow
 
 REPO = str(Path(__file__).resolve().parents[2])
-ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "PYTHONPATH": REPO}
+ENGINE_ENV = {**engine_env("cpu"), "PYTHONPATH": REPO}
 MAX_MODEL_LEN = 512
 SYSTEM = "You check math solutions step by step. End with 'Wrong step list: [...]'."
 
@@ -64,7 +65,7 @@ def ray_critic():
     )
     try:
         cfg = EngineConfig(
-            model=str(smollm2_path()), dtype="bfloat16", seed=0, max_model_len=MAX_MODEL_LEN, cpu_kv_cache_gib=0.25
+            model=str(smollm2_path()), seed=0, settings=EngineSettings(max_model_len=MAX_MODEL_LEN, kv_cache_gib=0.25)
         )
         critic = ray.remote(num_cpus=1)(CriticWorker).options(runtime_env={"env_vars": ENGINE_ENV}).remote(cfg)
         ray.get(critic.__ray_ready__.remote())

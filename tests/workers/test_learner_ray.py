@@ -19,8 +19,11 @@ import torch
 from capo_ray.core.losses import policy_loss
 from capo_ray.models.tiny import tiny_model_path
 from capo_ray.records import TrainBatch
+from capo_ray.workers.actor_group import ActorOptions, start_group
+from capo_ray.workers.distributed import accelerator_env
 from capo_ray.workers.learner import LearnerSettings
 from capo_ray.workers.learner_group import LearnerGroup
+from capo_ray.workers.update_settings import UpdateSettings
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +61,7 @@ def group(request, ray_session, tmp_path_factory):
         torch_threads=1,
         device="cpu",
     )
-    learners = LearnerGroup(settings, 2, num_cpus_per_worker=0.5)
+    learners = LearnerGroup(settings, 2, ActorOptions("learner", num_cpus=0.5))
     learners.ckpt_dir = str(tmp_path_factory.mktemp(f"ckpt-zero{request.param}"))
     learners.save_checkpoint(learners.ckpt_dir, "init", {"step": 0})
     yield learners
@@ -124,15 +127,17 @@ def _on_policy_pg_loss(batch: TrainBatch, agg: str) -> float:
 
 
 def _train(learners, batch, agg="token_mean", mini=4, micro=2, epochs=1):
-    return learners.train(
-        batch, clip_low=0.2, clip_high=0.2, kl_coef=0.0 if batch.ref_logprobs is None else KL_COEF, agg=agg,
+    update = UpdateSettings(
+        clip_low=0.2, clip_high=0.2, kl_coef=0.0 if batch.ref_logprobs is None else KL_COEF, agg=agg,
         ppo_epochs=epochs, mini_batch_size=mini, micro_batch_size=micro,
     )
+    return learners.train(batch, update)
 
 
 def test_logprobs_match_hf_and_reference(group, hf_model):
-    from capo_ray.workers.reference import create_reference_actor
     import ray
+
+    from capo_ray.workers.reference import ReferenceWorker
 
     group.load_checkpoint(group.ckpt_dir, "init")
     batch = _batch(5)  # 5 rows on 2 ranks x micro 2: exercises the padding of compute_logprobs
@@ -140,9 +145,8 @@ def test_logprobs_match_hf_and_reference(group, hf_model):
     with torch.no_grad():
         expected = _plain_logprobs(hf_model, batch)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
-    ref = create_reference_actor(
-        str(tiny_model_path()), dtype="float32", torch_threads=1, temperature=1.0, device="cpu", num_cpus=0.25
-    )
+    options = ActorOptions("reference", num_cpus=0.25, env_vars=accelerator_env("cpu"))
+    (ref,) = start_group(ReferenceWorker, options, [(str(tiny_model_path()), "float32", 1, 1.0, "cpu")])
     ref_lp = ray.get(ref.compute_logprobs.remote(batch.input_ids, batch.attention_mask, 3))
     ray.kill(ref)
     torch.testing.assert_close(got, ref_lp, atol=1e-5, rtol=1e-5)

@@ -10,18 +10,22 @@ import pytest
 import torch
 
 from capo_ray.models.tiny import tiny_model_path
-from capo_ray.workers.vllm_engine import EngineConfig
+from capo_ray.config.engine import EngineSettings
+from capo_ray.workers.vllm_engine import EngineConfig, engine_env
 
 pytestmark = pytest.mark.slow
 
 REPO = str(Path(__file__).resolve().parents[2])
-ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "PYTHONPATH": REPO}
+ENGINE_ENV = {**engine_env("cpu"), "PYTHONPATH": REPO}
 PROMPTS = [[1, 9690, 198, 504, 3458], [1, 4093, 28, 253, 30, 216, 33]]  # arbitrary ids
 MAX_NEW = 12
 
 
 def tiny_cfg() -> EngineConfig:
-    return EngineConfig(model=str(tiny_model_path()), dtype="float32", seed=0, max_model_len=256, cpu_kv_cache_gib=0.25)
+    return EngineConfig(
+        model=str(tiny_model_path()), seed=0,
+        settings=EngineSettings(dtype="float32", max_model_len=256, kv_cache_gib=0.25),
+    )
 
 
 @pytest.fixture(scope="module")

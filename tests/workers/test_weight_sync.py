@@ -13,43 +13,18 @@ import pytest
 import torch
 
 from capo_ray.models.tiny import tiny_model_path
-from capo_ray.workers.vllm_engine import EngineConfig
-from capo_ray.workers.weight_sync import ModuleSender, SyncMeta, WeightSyncError, plan_buckets
+from capo_ray.config.engine import EngineSettings
+from capo_ray.workers.vllm_engine import EngineConfig, engine_env
+from capo_ray.workers.weight_sync import SyncMeta, WeightSyncError, plan_buckets
 
 REPO = str(Path(__file__).resolve().parents[2])
+sys.path.insert(0, str(Path(REPO) / "bench"))
+import hf_sender  # noqa: E402  (the learner stand-in shared with bench/weight_sync.py)
+
+HFLearner = hf_sender.HFSender
 PROMPTS = [[1, 9690, 198, 504, 3458], [1, 4093, 28, 253, 30, 216, 33]]
 MAX_NEW = 10
 TIMEOUT_S = 60.0
-
-
-class HFLearner(ModuleSender):
-    """What the learner's rank 0 holds, minus training: an HF model and a WeightSender."""
-
-    def __init__(self, path: str) -> None:
-        from transformers import AutoModelForCausalLM
-
-        torch.set_num_threads(1)
-        super().__init__(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval())
-
-    def perturb(self, seed: int, std: float) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in self.module.parameters():
-                p.add_(torch.randn(p.shape, generator=gen) * std)
-
-    def set_param(self, name: str, shape: tuple[int, ...]) -> None:
-        """Replace a parameter by one of another shape (to provoke shape errors)."""
-        module_name, _, attr = name.rpartition(".")
-        setattr(self.module.get_submodule(module_name), attr, torch.nn.Parameter(torch.ones(shape)))
-
-    def greedy(self, prompts: list[list[int]], max_new: int) -> list[list[int]]:
-        out = []
-        with torch.no_grad():
-            for p in prompts:
-                ids = torch.tensor([p])
-                gen = self.module.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=max_new)
-                out.append(gen[0, len(p) :].tolist())
-        return out
 
 
 def test_plan_buckets_layout():
@@ -75,7 +50,7 @@ def _pair(timeout_s: float = 20.0):
     """A sender and a receiver-side group in two threads of this process (gloo over loopback)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from capo_ray.workers.rollout import Rendezvous
+    from capo_ray.workers.weight_sync.session import Rendezvous
     from capo_ray.workers.weight_sync import SyncGroup, SyncGroupSpec, WeightSender
 
     rdv = Rendezvous("127.0.0.1", timeout_s)
@@ -167,10 +142,11 @@ def cluster():
     ray = pytest.importorskip("ray")
     from ray import cloudpickle
 
-    from capo_ray.workers.rollout import RolloutWorker, connect_weight_sync
+    from capo_ray.workers.rollout import RolloutWorker
+    from capo_ray.workers.weight_sync import connect_weight_sync
 
-    # HFLearner lives in this test module, which Ray workers cannot import by name.
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    # The learner stand-in lives outside the package, which Ray workers cannot import by name.
+    cloudpickle.register_pickle_by_value(hf_sender)
     ray.init(
         address="local",  # a fresh cluster even when another one runs on this machine
         num_cpus=2,
@@ -181,9 +157,9 @@ def cluster():
     try:
         path = str(tiny_model_path())
         learner = ray.remote(num_cpus=0.5)(HFLearner).remote(path)
-        cfg = EngineConfig(model=path, dtype="float32", seed=0, max_model_len=256, cpu_kv_cache_gib=0.25)
-        engine_env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "PYTHONPATH": REPO}
-        engine = ray.remote(num_cpus=1)(RolloutWorker).options(runtime_env={"env_vars": engine_env}).remote(cfg)
+        cfg = EngineConfig(model=path, seed=0, settings=EngineSettings(dtype="float32", max_model_len=256, kv_cache_gib=0.25))
+        env = {**engine_env("cpu"), "PYTHONPATH": REPO}
+        engine = ray.remote(num_cpus=1)(RolloutWorker).options(runtime_env={"env_vars": env}).remote(cfg)
         ray.get([engine.weight_version.remote(), learner.__ray_ready__.remote()])  # built, not timed
         session = connect_weight_sync(
             lambda spec: learner.connect.remote(spec, bucket_mb=1.0), [engine], "127.0.0.1", "gloo", TIMEOUT_S
@@ -201,7 +177,7 @@ def engine_greedy(engine) -> list[list[int]]:
 
 
 def sync(learner, engine, meta, version):
-    from capo_ray.workers.rollout import sync_weights
+    from capo_ray.workers.weight_sync import sync_weights
 
     return sync_weights(lambda: learner.send.remote(meta, version), [engine], meta, version, TIMEOUT_S)
 
@@ -239,7 +215,7 @@ def test_sync_makes_engine_follow_learner(cluster):
 def test_mismatched_meta_raises_and_keeps_engine_usable(cluster):
     import ray
 
-    from capo_ray.workers.rollout import sync_weights
+    from capo_ray.workers.weight_sync import sync_weights
 
     learner, engine, _ = cluster
     version = ray.get(engine.weight_version.remote())

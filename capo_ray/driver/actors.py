@@ -1,9 +1,12 @@
-"""``Workers``: the trainer's one handle on every actor (learner group, rollout engines,
-reference, critic). Each method is one stage's remote call; the math stays in the core."""
+"""``Actors``: the trainer's one handle on every actor of a run (learner group, rollout
+engines, reference, critic). Each method is one stage's remote call; the math stays in the
+core. Every role starts through ``workers.actor_group`` with the options ``role_options``
+derives from ``cluster.*``."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,34 @@ log = logging.getLogger("capo_ray")
 _SEND_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class Workers:
+def role_env(role: str, device: str) -> dict[str, str]:
+    """What a role's processes need in their environment before they import anything heavy."""
+    from capo_ray.workers.distributed import accelerator_env
+    from capo_ray.workers.vllm_engine import engine_env
+
+    return engine_env(device) if role in ("rollout", "critic") else accelerator_env(device)
+
+
+def role_options(cfg: Config, role: str, groups: Any, name_prefix: str | None = None):
+    """``ActorOptions`` of ``role`` from config: ``cluster.<role>_cpus/_gpus``, the role's
+    environment plus ``cluster.env_vars``, and the role's placement group when there is one."""
+    from capo_ray.workers.actor_group import ActorOptions
+
+    c = cfg.cluster
+    return ActorOptions(
+        role=role,
+        num_cpus=getattr(c, f"{role}_cpus"),
+        num_gpus=getattr(c, f"{role}_gpus"),
+        env_vars={**role_env(role, c.device), **c.env_vars},
+        placement_group=None if groups is None else groups.by_role.get(role),
+        name_prefix=name_prefix,
+    )
+
+
+class Actors:
     def __init__(self, cfg: Config, groups: Any, owns_ray: bool) -> None:
+        from capo_ray.workers.update_settings import UpdateSettings
+
         self.cfg = cfg
         self.groups = groups
         self.owns_ray = owns_ray
@@ -28,13 +57,18 @@ class Workers:
         self.engines: list[Any] = []
         self.reference: Any = None
         self.critic: Any = None
-        self.sync_session: Any = None
-        self.sync_meta: Any = None
-        self.engine_dtype = cfg.rollout.dtype  # what "auto" resolved to, once engines start
+        self.engine_dtype = cfg.rollout.engine.dtype  # what "auto" resolved to, once engines start
+        self.sync: Any = None  # workers.weight_sync.WeightSyncSession, with the planned meta
+        a = cfg.algo
+        self.update = UpdateSettings(
+            clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
+            ppo_epochs=a.ppo_epochs, mini_batch_size=self.mini_batch_size,
+            micro_batch_size=cfg.learner.micro_batch_size,
+        )  # fmt: skip
 
     # -- start-up ---------------------------------------------------------------------------
     @classmethod
-    def start(cls, cfg: Config, model_path: str, groups: Any, owns_ray: bool) -> "Workers":
+    def start(cls, cfg: Config, model_path: str, groups: Any, owns_ray: bool) -> "Actors":
         from capo_ray.driver.console import console
 
         w = cls(cfg, groups, owns_ray)
@@ -43,11 +77,12 @@ class Workers:
                 w._start_learner(model_path)
             with console.stage(f"rollout engines ({cfg.rollout.num_engines})"):
                 w._start_engines(model_path)
-            if cfg.algo.kl_coef > 0:
+            if cfg.uses_reference:
                 with console.stage("reference model"):
                     w._start_reference(model_path)
-            with console.stage(f"critic ({cfg.critic.backend if cfg.algo.name == 'capo' else 'none'})"):
-                w._start_critic()
+            if cfg.uses_critic:
+                with console.stage(f"critic ({cfg.critic.backend})"):
+                    w._start_critic()
             with console.stage("weight-sync group"):
                 w._connect_sync()
         except BaseException:
@@ -75,74 +110,59 @@ class Workers:
             temperature=cfg.rollout.temperature,
             seed=cfg.learner.seed,
         )
-        self.learner = LearnerGroup(
-            settings,
-            cfg.learner.num_workers,
-            num_cpus_per_worker=cfg.cluster.learner_cpus,
-            num_gpus_per_worker=cfg.cluster.learner_gpus,
-            placement_group=self.groups.by_role["learner"],
-        )
+        self.learner = LearnerGroup(settings, cfg.learner.num_workers, role_options(cfg, "learner", self.groups))
 
     def _start_engines(self, model_path: str) -> None:
-        import ray
-
-        from capo_ray.workers.rollout import EXTENSION, RolloutWorker
-        from capo_ray.workers.vllm_engine import EngineConfig, engine_env
+        from capo_ray.workers.actor_group import start_group, wait_ready
+        from capo_ray.workers.rollout import RolloutWorker
+        from capo_ray.workers.weight_sync import EXTENSION
+        from capo_ray.workers.vllm_engine import EngineConfig
 
         cfg, r = self.cfg, self.cfg.rollout
-        remote = ray.remote(RolloutWorker)
-        self.engine_dtype = choose_dtype(r.dtype, cfg.cluster.device, "rollout engine")
-        for i in range(r.num_engines):
-            engine_cfg = EngineConfig(
-                model=model_path, dtype=self.engine_dtype, seed=self.cfg.seed + i, max_model_len=r.max_model_len,
-                tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                gpu_memory_utilization=r.gpu_memory_utilization, cpu_kv_cache_gib=r.kv_cache_gib,
-                worker_extension_cls=EXTENSION,
-            )
-            self.engines.append(
-                remote.options(
-                    name=f"rollout-engine-{i}",  # findable, e.g. by fault-injection tests
-                    num_cpus=cfg.cluster.rollout_cpus,
-                    num_gpus=cfg.cluster.rollout_gpus,
-                    scheduling_strategy=self.groups.strategy("rollout", i),
-                    runtime_env={"env_vars": engine_env(cfg.cluster.device, r.kv_cache_gib)},
-                ).remote(engine_cfg)
-            )
-        ray.get([e.weight_version.remote() for e in self.engines])  # surface start-up errors here
+        # "auto" resolved once, on the driver, with its log line; the engines get the result.
+        self.engine_dtype = choose_dtype(r.engine.dtype, cfg.cluster.device, "rollout engine")
+        settings = replace(r.engine, dtype=self.engine_dtype)
+        engine_cfgs = [
+            EngineConfig(model=model_path, seed=cfg.seed + i, settings=settings, device=cfg.cluster.device,
+                         worker_extension_cls=EXTENSION)
+            for i in range(r.num_engines)
+        ]  # fmt: skip
+        # Named, so that fault-injection tests can find them.
+        options = role_options(cfg, "rollout", self.groups, name_prefix="rollout-engine")
+        self.engines = start_group(RolloutWorker, options, [(c,) for c in engine_cfgs])
+        wait_ready(self.engines, "rollout", cfg.cluster.startup_timeout_s)
 
     def _start_reference(self, model_path: str) -> None:
-        from capo_ray.workers.reference import create_reference_actor
+        from capo_ray.workers.actor_group import start_group, wait_ready
+        from capo_ray.workers.reference import ReferenceWorker
 
         cfg = self.cfg
-        self.reference = create_reference_actor(
-            # The reference stage runs alone: it may use every core (capo_ray.hardware).
-            model_path, dtype=cfg.model.dtype,
-            torch_threads=stage_threads() if cfg.cluster.device == "cpu" else cfg.learner.torch_threads,
-            temperature=cfg.rollout.temperature, device=cfg.cluster.device,
-            num_cpus=cfg.cluster.reference_cpus, num_gpus=cfg.cluster.reference_gpus,
-            placement_group=self.groups.by_role["reference"], bundle_index=0,
-        )
+        # The reference stage runs alone: on CPU it may use every core (capo_ray.hardware).
+        threads = stage_threads() if cfg.cluster.device == "cpu" else cfg.learner.torch_threads
+        args = (model_path, cfg.model.dtype, threads, cfg.rollout.temperature, cfg.cluster.device)
+        (self.reference,) = start_group(ReferenceWorker, role_options(cfg, "reference", self.groups), [args])
+        wait_ready([self.reference], "reference", cfg.cluster.startup_timeout_s)
 
     def _start_critic(self) -> None:
         from capo_ray.critics.factory import make_critic
 
-        if self.cfg.algo.name == "capo":
-            self.critic = make_critic(self.cfg, self.groups)
+        self.critic = make_critic(self.cfg, self.groups)
 
     def _connect_sync(self) -> None:
+        from capo_ray.config.engine import resolve_engine_dtype
         from capo_ray.workers.distributed import comm_backend, node_ip
-        from capo_ray.workers.rollout import PlanWith, connect_weight_sync
-        from capo_ray.workers.weight_sync import WeightSender
+        from capo_ray.workers.weight_sync import PlanWith, WeightSender, connect_weight_sync
 
+        device = self.cfg.cluster.device
         send_dtype = _SEND_DTYPES.get(self.engine_dtype)
         bucket = self.cfg.rollout.sync_bucket_mb
-        self.sync_session = connect_weight_sync(
+        self.sync = connect_weight_sync(
             lambda spec: self.learner.attach_async("weight_sender", WeightSender, spec, bucket, send_dtype),
             self.engines,
             host=node_ip(),
-            backend=comm_backend(self.cfg.cluster.device),
+            backend=comm_backend(device),
         )
-        self.sync_meta = self.learner.for_each_full_weight(PlanWith())
+        self.sync.meta = self.learner.for_each_full_weight(PlanWith())
 
     # -- stages -----------------------------------------------------------------------------
     @property
@@ -194,21 +214,14 @@ class Workers:
     def train(self, batch: TrainBatch, off_policy: bool = False) -> dict[str, float]:
         """``off_policy``: the rollouts are older than the weights (trainer.rollout_ahead), so
         the PPO ratio uses their behaviour log-probs."""
-        a = self.cfg.algo
-        return self.learner.train(
-            batch, clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
-            ppo_epochs=a.ppo_epochs, mini_batch_size=self.mini_batch_size,
-            micro_batch_size=self.cfg.learner.micro_batch_size, off_policy=off_policy,
-        )
+        return self.learner.train(batch, replace(self.update, off_policy=off_policy))
 
     def sync_weights(self, version: int) -> int:
         """Push the learner's weights to every engine as ``version``; raises on any failure."""
-        from capo_ray.workers.rollout import SendWith, sync_weights
+        from capo_ray.workers.weight_sync import SendWith
 
-        sync_weights(
-            lambda: self.learner.for_each_full_weight_async(SendWith(self.sync_meta, version)),
-            self.engines, self.sync_meta, version,
-        )
+        meta = self.sync.meta
+        self.sync.sync(lambda: self.learner.for_each_full_weight_async(SendWith(meta, version)), version)
         return version
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -226,11 +239,14 @@ class Workers:
     def shutdown(self) -> None:
         import ray
 
+        from capo_ray.workers.actor_group import kill_actors
+
+        if self.sync is not None:
+            self.sync.close()
+            self.sync = None
         if self.learner is not None:
             self.learner.shutdown()
-        for handle in self.engines + [self.reference]:
-            if handle is not None:
-                ray.kill(handle)
+        kill_actors(self.engines + [self.reference])
         if self.critic is not None:
             self.critic.shutdown()
         if self.groups is not None:
