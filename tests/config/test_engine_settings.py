@@ -33,8 +33,9 @@ def test_llm_critic_yaml_mirrors_the_settings():
 
 def test_gpu_profiles_set_the_critic_engine():
     cfg = compose_config(["cluster=gpu_2node"])
+    # dtype auto: bf16 on a CUDA device with bf16 (fp16 on older GPUs), resolved on the engine.
     assert cfg.critic.engine == EngineSettings(
-        dtype="bfloat16", tensor_parallel_size=4, max_model_len=8192, enforce_eager=False,
+        dtype="auto", tensor_parallel_size=4, max_model_len=8192, enforce_eager=False,
         gpu_memory_utilization=0.9, kv_cache_gib=1.0,
     )  # fmt: skip
 
@@ -73,10 +74,15 @@ def test_cpu_engine_args_size_the_kv_cache_in_bytes():
 
 
 def test_auto_dtype_resolves_at_one_call_site():
-    assert resolve_engine_dtype("auto", "cpu") == resolve_engine_dtype("auto", "cuda") == "bfloat16"
+    from capo_ray.hardware import cpu_info
+
+    # auto follows this CPU's capabilities: bf16 only where it computes bf16 natively
+    native = "bfloat16" if cpu_info().native_bf16 else "float32"
+    assert resolve_engine_dtype("auto", "cpu") == native
     assert resolve_engine_dtype("float32", "cpu") == "float32"
+    assert resolve_engine_dtype("bfloat16", "cpu") == "bfloat16"  # an explicit choice always wins
     cfg = EngineConfig(model="/m", seed=0, settings=EngineSettings(dtype="auto"))
-    assert vllm_engine_args(cfg)["dtype"] == "bfloat16"
+    assert vllm_engine_args(cfg)["dtype"] == native
 
 
 def test_engine_env_is_decided_by_the_device():
