@@ -45,13 +45,15 @@ class Mode:
     eval_every: int
     eval_limit: int  # held-out problems per evaluation
     model: str
+    max_new_tokens: int = 160  # a 6-operation solution is ~145 characters (= tokens)
     ablation_seeds: int = 0  # 0: no ablations in this mode
     timeout_s: int = 1800  # per run
 
 
 MODES = {
-    "smoke": Mode(seeds=1, steps=2, prompts=2, samples=4, eval_every=1, eval_limit=8, model="organism-small",
-                  timeout_s=600),
+    # The untrained small organism never stops by itself: short responses keep the test short.
+    "smoke": Mode(seeds=1, steps=2, prompts=2, samples=4, eval_every=1, eval_limit=4, model="organism-small",
+                  max_new_tokens=32, timeout_s=600),
     "quick": Mode(seeds=1, steps=40, prompts=8, samples=8, eval_every=5, eval_limit=128, model="organism"),
     "full": Mode(seeds=5, steps=150, prompts=16, samples=8, eval_every=10, eval_limit=256, model="organism",
                  ablation_seeds=2, timeout_s=3600),
@@ -96,12 +98,12 @@ def run_overrides(mode: Mode, cell: Cell, seed: int, out: Path, lr: float) -> li
     return [
         "model=organism", f"model.path={mode.model}", "data=chain", "data.few_shot=false", f"data.seed={seed}", *task_overrides(mode.model),
         f"data.prompts_per_step={mode.prompts}", f"rollout.n_samples={mode.samples}",
-        "rollout.max_new_tokens=160", "rollout.engine.max_model_len=512", "rollout.engine.dtype=float32",
+        f"rollout.max_new_tokens={mode.max_new_tokens}", "rollout.engine.max_model_len=512", "rollout.engine.dtype=float32",
         f"algo={cell.algo}", "algo.kl_coef=0",  # no reference actor: the same for both algorithms
         "critic=arith", f"critic.seed={seed}",
         "learner.num_workers=1", f"learner.micro_batch_size={batch}", f"learner.lr={lr}", f"learner.seed={seed}",
         f"trainer.steps={mode.steps}", f"trainer.eval_every={mode.eval_every}", f"trainer.eval_limit={mode.eval_limit}",
-        "trainer.eval_max_new_tokens=160", f"trainer.output_dir={out / 'runs'}",
+        f"trainer.eval_max_new_tokens={mode.max_new_tokens}", f"trainer.output_dir={out / 'runs'}",
         f"trainer.run_name={cell.name}-seed{seed}", "trainer.resume=false",
         "logging.wandb=disabled", "logging.progress_bar=false", "logging.log_samples=1",
         f"seed={seed}", *cell.overrides,

@@ -19,9 +19,13 @@ log = logging.getLogger("capo_ray.sft")
 
 
 def make_learner(cfg: SftConfig, model_path: str) -> Any:
+    from capo_ray.hardware import learner_threads
+
     lc = cfg.learner
+    # learner.torch_threads 0 means "cores split over the ranks", as in the RL trainer.
+    ranks = 1 if cfg.sft.backend == "torch" else lc.num_workers
     common = dict(lr=lc.lr, weight_decay=lc.weight_decay, grad_clip=lc.grad_clip,
-                  micro_batch_size=lc.micro_batch_size, threads=lc.torch_threads, seed=lc.seed)
+                  micro_batch_size=lc.micro_batch_size, threads=learner_threads(lc.torch_threads, ranks), seed=lc.seed)
     if cfg.sft.backend == "torch":
         return TorchLearner(model_path, **common)
     return GroupLearner(model_path, **common, num_workers=lc.num_workers, zero_stage=lc.zero_stage,
