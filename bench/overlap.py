@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from capo_ray.config.compose import compose_config
-    from capo_ray.driver.cluster import start_workers
+    from capo_ray.driver.cluster import start_actors
     from capo_ray.driver.trainer import Trainer
     from capo_ray.models.resolve import load_policy_tokenizer
 
@@ -58,7 +58,7 @@ def main() -> None:
     flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "").split()
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
     print(f"CPU: {cpu}; flags: {' '.join(shown)}; load {os.getloadavg()[0]:.1f}; critic={args.critic}", flush=True)
-    workers = start_workers(cfgs["sequential"])
+    workers = start_actors(cfgs["sequential"])
     tokenizer = load_policy_tokenizer(cfgs["sequential"].model.path)
     rows = {}
     try:

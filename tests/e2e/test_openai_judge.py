@@ -149,7 +149,7 @@ def test_step_deadline_bounds_a_step_whose_requests_all_hang(served):
 
 
 def test_short_training_run_judged_by_the_served_model(served, tiny_config, tmp_path):
-    from capo_ray.driver.cluster import start_workers
+    from capo_ray.driver.cluster import start_actors
     from capo_ray.driver.trainer import Trainer
     from capo_ray.models.resolve import load_policy_tokenizer
 
@@ -163,7 +163,7 @@ def test_short_training_run_judged_by_the_served_model(served, tiny_config, tmp_
     )  # fmt: skip
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    workers = start_workers(cfg)
+    workers = start_actors(cfg)
     try:
         history = Trainer(cfg, workers, load_policy_tokenizer(cfg.model.path), run_dir).fit()
     finally:
