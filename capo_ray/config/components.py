@@ -38,7 +38,8 @@ class RolloutConfig:
     top_p: float = 1.0
     max_new_tokens: int = 96
     sync_bucket_mb: int = 64  # weight-sync bucket size
-    engine: EngineSettings = field(default_factory=EngineSettings)
+    # dtype auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (capo_ray.hardware)
+    engine: EngineSettings = field(default_factory=lambda: EngineSettings(dtype="auto"))
 
     def __post_init__(self) -> None:
         check(self.num_engines >= 1, "rollout.num_engines: must be >= 1")
@@ -76,7 +77,7 @@ class CriticConfig:
     temperature: float = 0.7
     max_tokens: int = 256
     request_timeout_s: float = 600.0
-    engine: EngineSettings = field(default_factory=lambda: EngineSettings(max_model_len=2048))
+    engine: EngineSettings = field(default_factory=lambda: EngineSettings(dtype="auto", max_model_len=2048))
     # arith backend: probability of flipping each step's verdict in each critique, to exercise
     # voting and study critic noise
     flip_noise: float = 0.0
@@ -140,7 +141,7 @@ class LearnerConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 4  # sequences per forward/backward per rank
-    torch_threads: int = 1
+    torch_threads: int = 0  # per rank; 0: the node's cores split over the ranks (capo_ray.hardware)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -148,7 +149,7 @@ class LearnerConfig:
         check(self.zero_stage in (1, 2, 3), f"learner.zero_stage: {self.zero_stage} is not one of [1, 2, 3]")
         check(self.lr > 0, "learner.lr: must be > 0")
         check(self.micro_batch_size >= 1, "learner.micro_batch_size: must be >= 1")
-        check(self.torch_threads >= 1, "learner.torch_threads: must be >= 1")
+        check(self.torch_threads >= 0, "learner.torch_threads: must be >= 0 (0: cores / ranks)")
 
 
 @dataclass
@@ -245,6 +246,11 @@ class TrainerConfig:
     eval_limit: int = 64  # problems per benchmark
     eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
     eval_max_new_tokens: int = 512
+    # Overlap (docs/judge-service.md): the reference forward runs during the critique requests;
+    # rollout_ahead=1 generates step t+1's rollouts while step t is judged and trained (one
+    # weight version behind; their behaviour log-probs feed the PPO ratio).
+    overlap: bool = True
+    rollout_ahead: int = 0
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "trainer.steps: must be >= 1")
@@ -253,3 +259,4 @@ class TrainerConfig:
         check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
         check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")
+        check(self.rollout_ahead in (0, 1), f"trainer.rollout_ahead: {self.rollout_ahead} is not one of [0, 1]")

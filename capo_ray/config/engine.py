@@ -19,7 +19,8 @@ EngineDtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 @dataclass(frozen=True)
 class EngineSettings:
-    # "auto": chosen for the device by ``resolve_engine_dtype`` when the engine is built.
+    # "auto": bf16 on CUDA and on CPUs with native bf16, else fp32, decided where the engine
+    # is built (capo_ray.hardware.resolve_dtype).
     dtype: EngineDtype = "bfloat16"
     tensor_parallel_size: int = 1  # GPUs per engine (one vLLM worker each)
     max_model_len: int = 1024  # prompt + response tokens
@@ -32,11 +33,3 @@ class EngineSettings:
         check(self.max_model_len >= 2, "max_model_len: must be >= 2")
         check(0 < self.gpu_memory_utilization <= 1, "gpu_memory_utilization: must be in (0, 1]")
         check(self.kv_cache_gib > 0, "kv_cache_gib: must be > 0")
-
-
-def resolve_engine_dtype(dtype: str, device: str) -> str:
-    """The concrete dtype an engine runs in. The one call site that turns ``"auto"`` into a
-    dtype: bfloat16, today's default on both devices (a CPU-capability-aware choice belongs
-    here when the project detects CPU features)."""
-    del device  # both devices resolve the same way today
-    return "bfloat16" if dtype == "auto" else dtype

@@ -14,20 +14,23 @@ the same validation applies and a setup that scores well can be copied into ``co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from capo_ray.config.components import CriticConfig
 from capo_ray.config.engine import EngineSettings
+from capo_ray.config.judge_service import HybridConfig, OpenAIJudgeConfig
 from capo_ray.config.strict import ConfigError, check
 from capo_ray.core.voting import VOTING_RULES
 
 
 @dataclass
 class JudgeConfig:
-    """The GenPRM under test. ``backend``: ``arith`` (exact arithmetic checker, in-process) or
-    ``llm`` (an instruct LLM served by vLLM through ``CriticWorker``)."""
+    """The GenPRM under test. ``backend``: ``arith`` (exact arithmetic checker, in-process),
+    ``llm`` (an instruct LLM served by vLLM through ``CriticWorker``), ``openai`` (an
+    OpenAI-compatible endpoint, ``judge.openai``) or ``hybrid`` (the checker with the LLM judge
+    ``judge.hybrid.llm`` names, ``judge.hybrid``)."""
 
-    backend: Literal["arith", "llm"] = "arith"
+    backend: Literal["arith", "llm", "openai", "hybrid"] = "arith"
     use_reference_answer: bool = True  # show the gold answer in the critique prompt (paper default)
     seed: int = 0  # arith noise seed; llm engine seed (engine i gets seed + i)
     flip_noise: float = 0.0  # arith: probability of flipping each step verdict in each critique
@@ -49,6 +52,9 @@ class JudgeConfig:
     engine: EngineSettings = field(
         default_factory=lambda: EngineSettings(max_model_len=2048, gpu_memory_utilization=0.8)
     )
+    prompt_template: str | None = None  # a critique prompt file; null: the built-in prompt
+    openai: OpenAIJudgeConfig = field(default_factory=OpenAIJudgeConfig)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
 
     def __post_init__(self) -> None:
         check(self.num_engines >= 1, "judge.num_engines: must be >= 1")
@@ -56,8 +62,8 @@ class JudgeConfig:
         check(self.engine_cpus >= 0 and self.engine_gpus >= 0, "judge.engine_cpus/engine_gpus: must be >= 0")
         check(self.batch_size >= 1, "judge.batch_size: must be >= 1")
         check(
-            self.backend != "llm" or self.temperature > 0,
-            "judge.temperature: must be > 0 for the llm backend (greedy critiques would all be identical, "
+            self.backend == "arith" or self.temperature > 0,
+            "judge.temperature: must be > 0 for an LLM judge (greedy critiques would all be identical, "
             "so every k would score the same)",
         )
 
@@ -66,8 +72,38 @@ class JudgeConfig:
         return CriticConfig(
             backend=self.backend, k=k, use_reference_answer=self.use_reference_answer,
             model_path=self.model_path, num_engines=self.num_engines, temperature=self.temperature,
-            max_tokens=self.max_tokens, engine=self.engine, request_timeout_s=self.request_timeout_s, flip_noise=self.flip_noise, seed=self.seed,
+            max_tokens=self.max_tokens, engine=self.engine, request_timeout_s=self.request_timeout_s,
+            flip_noise=self.flip_noise, seed=self.seed,
+            prompt_template=self.prompt_template, openai=self.openai, hybrid=self.hybrid,
         )  # fmt: skip
+
+    @property
+    def fixed_voters(self) -> int:
+        """Verdicts that vote with every k (the checker of a hybrid judge in voter mode)."""
+        return self.hybrid.checker_votes if self.backend == "hybrid" and self.hybrid.mode == "voter" else 0
+
+
+@dataclass
+class StepDataConfig:
+    """Outside step-labelled data instead of the built-in GSM8K benchmark (``path`` set):
+    a local .jsonl / .parquet file in ProcessBench's format, or one that ``fields`` maps onto
+    it (critic_eval/step_labelled.py; presets for MR-GSM8K and PRM800K-style files)."""
+
+    path: str | None = None  # null: the GSM8K step-error benchmark (size, error_fraction, split)
+    format: Literal["processbench", "mr_gsm8k", "prm800k"] = "processbench"
+    # Overrides of the preset's field map: problem, steps, label, label_base, no_error,
+    # step_ratings, answer (dotted names reach into nested objects).
+    fields: dict[str, Any] = field(default_factory=dict)
+    limit: int = 0  # first N rows (0: all)
+
+    def __post_init__(self) -> None:
+        from capo_ray.critic_eval.step_labelled import field_map
+
+        check(self.limit >= 0, "dataset.limit: must be >= 0 (0: all rows)")
+        try:
+            field_map(self.format, self.fields)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"dataset.fields: {err}") from None
 
 
 @dataclass
@@ -85,6 +121,7 @@ class CriticEvalConfig:
     output_dir: str = "runs/critic_eval"
     run_name: str | None = None  # default: <judge label>-<timestamp>
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    dataset: StepDataConfig = field(default_factory=lambda: StepDataConfig())
 
     def __post_init__(self) -> None:
         check(self.size >= 1, "size: must be >= 1")

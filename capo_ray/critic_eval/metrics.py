@@ -5,7 +5,8 @@ when it abstained (every critique failed or had no parseable verdict).
 
 Two views:
 - Step level: precision / recall / F1 of the wrong-step flags against ``wrong_steps``,
-  micro-averaged over steps. Abstained examples are left out (and counted separately): an
+  micro-averaged over steps (over the labelled ones only, where a file labels just the first
+  error: ``labelled_steps``). Abstained examples are left out (and counted separately): an
   abstention flags nothing and is handled by the trainer as "no process credit", not as
   "all steps right".
 - First error (ProcessBench, Zheng et al. 2024): the earliest flagged step must equal the
@@ -86,9 +87,11 @@ def score_critic(predictions: Sequence[frozenset[int] | None], labels: Sequence[
         if prediction is None:
             abstained += 1
             continue
-        tp += len(prediction & label.wrong_steps)
-        fp += len(prediction - label.wrong_steps)
-        fn += len(label.wrong_steps - prediction)
+        labelled = getattr(label, "labelled_steps", None)
+        scored = prediction if labelled is None else frozenset(s for s in prediction if s <= labelled)
+        tp += len(scored & label.wrong_steps)
+        fp += len(scored - label.wrong_steps)
+        fn += len(label.wrong_steps - scored)
         hits[has_error] += first_flagged(prediction) == label.first_error
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     acc_erroneous, acc_correct = _ratio(hits[True], totals[True]), _ratio(hits[False], totals[False])

@@ -42,7 +42,7 @@ def write_run(run_dir: Path, result: CriticEvalResult) -> dict[str, Path]:
     paths["json"].write_text(json.dumps(result_to_json(result), indent=2, allow_nan=False))
     with paths["examples"].open("w", encoding="utf-8") as handle:
         for judged in result.judged:
-            record = example_record(judged, result.ks, result.rules)
+            record = example_record(judged, result.ks, result.rules, result.fixed_voters)
             handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
     return paths
 
@@ -104,10 +104,14 @@ def _judge_lines(result: CriticEvalResult) -> list[str]:
 def markdown_report(result: CriticEvalResult) -> str:
     s = result.setup
     n = len(result.judged)
-    header = (
-        f"GSM8K {s.split} step-error benchmark: {n} solutions, {result.n_erroneous} with one corrupted "
-        f"step (seed {s.seed}); reference answer shown to the judge: {'yes' if s.use_reference_answer else 'no'}."
-    )
+    shown = f"reference answer shown to the judge: {'yes' if s.use_reference_answer else 'no'}"
+    if s.dataset is None:
+        header = (
+            f"GSM8K {s.split} step-error benchmark: {n} solutions, {result.n_erroneous} with one corrupted "
+            f"step (seed {s.seed}); {shown}."
+        )
+    else:
+        header = f"{s.dataset}: {n} solutions, {result.n_erroneous} with a labelled first wrong step; {shown}."
     lines = [f"# Critic evaluation: {s.judge}", "", header, ""]
     lines += ["## Scores (%)", "", *results_table(result.cells), ""]
     lines += ["## How to read it", "", *_notes(result), ""]
@@ -147,14 +151,14 @@ def result_to_json(result: CriticEvalResult) -> dict[str, Any]:
     })  # fmt: skip
 
 
-def example_record(judged: JudgedExample, ks: list[int], rules: list[str]) -> dict[str, Any]:
+def example_record(judged: JudgedExample, ks: list[int], rules: list[str], fixed_voters: int = 0) -> dict[str, Any]:
     """One solution with its labels, critiques and, per rule and k, the vote and the flags."""
     e, c = judged.example, judged.critique
     votes: dict[str, dict[str, Any]] = {}
     for rule in rules:
         votes[rule] = {}
         for k in ks:
-            weights = vote_first_k(judged.verdicts, len(e.steps), k, rule)
+            weights = vote_first_k(judged.verdicts, len(e.steps), k, rule, fixed_voters)
             flags = flagged_steps(weights)
             votes[rule][str(k)] = {"weights": weights, "flagged": None if flags is None else sorted(flags)}
     return _finite({

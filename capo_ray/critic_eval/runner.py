@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from capo_ray.core.critique import build_critique_messages, parse_critique
 from capo_ray.core.voting import vote
@@ -85,6 +85,7 @@ class EvalSetup:
     seed: int
     error_fraction: float
     use_reference_answer: bool
+    dataset: str | None = None  # an outside step-labelled file (its name and format); None: GSM8K
 
 
 @dataclass
@@ -95,15 +96,18 @@ class CriticEvalResult:
     cells: list[CellScore]  # rules in the given order, k ascending within a rule
     stats: CritiqueStats
     judged: list[JudgedExample]
+    fixed_voters: int = 0  # trailing verdicts of each solution that vote with every k
 
     @property
     def n_erroneous(self) -> int:
         return sum(j.example.first_error is not None for j in self.judged)
 
 
-def critique_messages(example: StepErrorExample, use_reference_answer: bool) -> list[dict[str, str]]:
+def critique_messages(example: StepErrorExample, use_reference_answer: bool, template: Any = None) -> list[dict[str, str]]:
+    """``template``: a ``PromptTemplate`` (critics/prompt_template.py); None: the built-in prompt."""
     reference = example.reference_answer if use_reference_answer else None
-    return build_critique_messages(example.question, example.steps, reference)
+    build = build_critique_messages if template is None else template.messages
+    return build(example.question, example.steps, reference)
 
 
 def judge_examples(
@@ -112,14 +116,17 @@ def judge_examples(
     k_max: int,
     use_reference_answer: bool,
     batch_size: int,
+    template: Any = None,
+    fixed_voters: int = 0,
 ) -> list[JudgedExample]:
-    """K = ``k_max`` critiques of every example, in batches of ``batch_size`` calls, parsed."""
+    """K = ``k_max`` critiques of every example (plus ``fixed_voters``: see ``vote_first_k``),
+    in batches of ``batch_size`` calls, parsed."""
     judged: list[JudgedExample] = []
     for lo in range(0, len(examples), batch_size):
         batch = examples[lo : lo + batch_size]
-        messages = [critique_messages(e, use_reference_answer) for e in batch]
+        messages = [critique_messages(e, use_reference_answer, template) for e in batch]
         results = critique_fn(messages, [list(e.steps) for e in batch])
-        _check_results(results, len(batch), k_max)
+        _check_results(results, len(batch), k_max, fixed_voters)
         for example, result in zip(batch, results):
             verdicts = tuple(None if t is None else parse_critique(t, len(example.steps)) for t in result.texts)
             judged.append(JudgedExample(example, result, verdicts))
@@ -127,20 +134,26 @@ def judge_examples(
     return judged
 
 
-def _check_results(results: list[CritiqueResult], n: int, k_max: int) -> None:
+def _check_results(results: list[CritiqueResult], n: int, k_max: int, fixed: int = 0) -> None:
     # A backend set up with another k would silently score the wrong thing: refuse instead.
     if len(results) != n:
         raise ValueError(f"the critic returned {len(results)} results for {n} solutions")
     sizes = sorted({len(r.texts) for r in results})
-    if sizes != [k_max]:
-        raise ValueError(f"the critic returned {sizes} critiques per solution; expected K = max(ks) = {k_max}")
+    if sizes != [k_max + fixed]:
+        extra = f" plus {fixed} fixed voters" if fixed else ""
+        raise ValueError(f"the critic returned {sizes} critiques per solution; expected K = max(ks) = {k_max}{extra}")
 
 
-def vote_first_k(verdicts: Sequence[Verdict], num_steps: int, k: int, rule: str) -> list[float] | None:
-    """Per-step weights [S] from the first ``k`` verdicts under ``rule``; None if all k abstain."""
-    if not 1 <= k <= len(verdicts):
-        raise ValueError(f"k = {k} needs 1 <= k <= {len(verdicts)} (the critiques sampled)")
-    return vote(verdicts[:k], num_steps, rule)
+def vote_first_k(verdicts: Sequence[Verdict], num_steps: int, k: int, rule: str, fixed: int = 0) -> list[float] | None:
+    """Per-step weights [S] from the first ``k`` verdicts under ``rule``; None if all abstain.
+
+    The last ``fixed`` verdicts vote with every k: a hybrid judge's checker in voter mode is
+    one deterministic voter beside the k sampled critiques, whatever k is.
+    """
+    sampled = len(verdicts) - fixed
+    if not 1 <= k <= sampled:
+        raise ValueError(f"k = {k} needs 1 <= k <= {sampled} (the critiques sampled)")
+    return vote(list(verdicts[:k]) + list(verdicts[sampled:]), num_steps, rule)
 
 
 def flagged_steps(weights: list[float] | None) -> frozenset[int] | None:
@@ -156,16 +169,20 @@ def tokens_for_k(critique: CritiqueResult, k: int, k_max: int) -> float:
     return critique.prompt_tokens + critique.completion_tokens * k / k_max
 
 
-def score_cells(judged: Sequence[JudgedExample], ks: Sequence[int], rules: Sequence[str]) -> list[CellScore]:
+def score_cells(
+    judged: Sequence[JudgedExample], ks: Sequence[int], rules: Sequence[str], fixed_voters: int = 0
+) -> list[CellScore]:
     """Scores of every (rule, k): rules in the given order, k ascending within each."""
     if not judged:
         raise ValueError("score_cells: no judged solutions")
-    k_max = len(judged[0].verdicts)
+    k_max = len(judged[0].verdicts) - fixed_voters
     labels = [j.example for j in judged]
     cells = []
     for rule in rules:
         for k in sorted(ks):
-            predictions = [flagged_steps(vote_first_k(j.verdicts, len(j.example.steps), k, rule)) for j in judged]
+            predictions = [
+                flagged_steps(vote_first_k(j.verdicts, len(j.example.steps), k, rule, fixed_voters)) for j in judged
+            ]
             tokens = sum(tokens_for_k(j.critique, k, k_max) for j in judged) / len(judged)
             cells.append(CellScore(rule, k, score_critic(predictions, labels), tokens))
     return cells
@@ -197,11 +214,13 @@ def evaluate_critic(
     rules: Sequence[str],
     setup: EvalSetup,
     batch_size: int = 64,
+    template: Any = None,
+    fixed_voters: int = 0,
 ) -> CriticEvalResult:
     """Judge ``examples`` once with K = max(ks) critiques each, then score every (rule, k)."""
     if not examples or not ks or not rules:
         got = f"{len(examples)} examples, ks {list(ks)}, rules {list(rules)}"
         raise ValueError(f"evaluate_critic: need examples, ks and rules; got {got}")
-    judged = judge_examples(examples, critique_fn, max(ks), setup.use_reference_answer, batch_size)
-    cells = score_cells(judged, ks, rules)
-    return CriticEvalResult(setup, sorted(ks), list(rules), cells, critique_stats(judged), judged)
+    judged = judge_examples(examples, critique_fn, max(ks), setup.use_reference_answer, batch_size, template, fixed_voters)
+    cells = score_cells(judged, ks, rules, fixed_voters)
+    return CriticEvalResult(setup, sorted(ks), list(rules), cells, critique_stats(judged), judged, fixed_voters)

@@ -39,11 +39,14 @@ class StepErrorExample:
     # Steps as a critic sees them: calculator notes removed, since a note would give the
     # true value away next to a corrupted one (and real model responses carry no notes).
     steps: list[str]
-    reference_answer: str  # the gold answer (what the critic is told by default)
+    reference_answer: str | None  # the gold answer (what the critic is told by default); None: unknown
     first_error: int | None  # 1-based index of the first wrong step; None: no error
     wrong_steps: frozenset[int]  # 1-based steps whose own visible arithmetic is wrong
     response_answer: str  # the answer these steps reach (differs from the reference if corrupted)
     error_kind: ErrorKind | None = None
+    # Steps 1..labelled_steps carry labels; None: all do. Files that mark only the first error
+    # (ProcessBench) say nothing about the steps after it (critic_eval/step_labelled.py).
+    labelled_steps: int | None = None
 
 
 def load_gsm8k_solutions(path: str | Path) -> list[GoldSolution]:

@@ -6,6 +6,7 @@ derives from ``cluster.*``."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 
 from capo_ray.config import Config
 from capo_ray.driver.memory import peak_rss_of_pids
+from capo_ray.hardware import choose_dtype, learner_threads, stage_threads
 from capo_ray.records import CritiqueResult, Problem, Rollout, TrainBatch
 
 log = logging.getLogger("capo_ray")
@@ -56,6 +58,7 @@ class Actors:
         self.reference: Any = None
         self.critic: Any = None
         self.sync: Any = None  # workers.weight_sync.WeightSyncSession, with the planned meta
+        self.engine_dtype = cfg.rollout.engine.dtype  # what "auto" resolved to, once engines start
         a = cfg.algo
         self.update = UpdateSettings(
             clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
@@ -100,7 +103,7 @@ class Actors:
             grad_clip=cfg.learner.grad_clip,
             micro_batch_size=cfg.learner.micro_batch_size,
             mini_batch_size=self.mini_batch_size,
-            torch_threads=cfg.learner.torch_threads,
+            torch_threads=learner_threads(cfg.learner.torch_threads, cfg.learner.num_workers),
             device=cfg.cluster.device,
             weight_decay=cfg.learner.weight_decay,
             gradient_checkpointing=cfg.model.gradient_checkpointing,
@@ -116,6 +119,7 @@ class Actors:
         from capo_ray.workers.vllm_engine import EngineConfig
 
         cfg, r = self.cfg, self.cfg.rollout
+        self.engine_dtype = choose_dtype(r.engine.dtype, cfg.cluster.device, "rollout engine")
         engine_cfgs = [
             EngineConfig(model=model_path, seed=cfg.seed + i, settings=r.engine, device=cfg.cluster.device,
                          worker_extension_cls=EXTENSION)
@@ -131,7 +135,9 @@ class Actors:
         from capo_ray.workers.reference import ReferenceWorker
 
         cfg = self.cfg
-        args = (model_path, cfg.model.dtype, cfg.learner.torch_threads, cfg.rollout.temperature, cfg.cluster.device)
+        # The reference stage runs alone: it may use every core (capo_ray.hardware).
+        threads = stage_threads() if cfg.cluster.device == "cpu" else cfg.learner.torch_threads
+        args = (model_path, cfg.model.dtype, threads, cfg.rollout.temperature, cfg.cluster.device)
         (self.reference,) = start_group(ReferenceWorker, role_options(cfg, "reference", self.groups), [args])
         wait_ready([self.reference], "reference", cfg.cluster.startup_timeout_s)
 
@@ -141,12 +147,11 @@ class Actors:
         self.critic = make_critic(self.cfg, self.groups)
 
     def _connect_sync(self) -> None:
-        from capo_ray.config.engine import resolve_engine_dtype
         from capo_ray.workers.distributed import comm_backend, node_ip
         from capo_ray.workers.weight_sync import PlanWith, WeightSender, connect_weight_sync
 
         device = self.cfg.cluster.device
-        send_dtype = _SEND_DTYPES.get(resolve_engine_dtype(self.cfg.rollout.engine.dtype, device))
+        send_dtype = _SEND_DTYPES.get(self.engine_dtype)
         bucket = self.cfg.rollout.sync_bucket_mb
         self.sync = connect_weight_sync(
             lambda spec: self.learner.attach_async("weight_sender", WeightSender, spec, bucket, send_dtype),
@@ -203,8 +208,10 @@ class Actors:
             )
         )
 
-    def train(self, batch: TrainBatch) -> dict[str, float]:
-        return self.learner.train(batch, self.update)
+    def train(self, batch: TrainBatch, off_policy: bool = False) -> dict[str, float]:
+        """``off_policy``: the rollouts are older than the weights (trainer.rollout_ahead), so
+        the PPO ratio uses their behaviour log-probs."""
+        return self.learner.train(batch, replace(self.update, off_policy=off_policy))
 
     def sync_weights(self, version: int) -> int:
         """Push the learner's weights to every engine as ``version``; raises on any failure."""

@@ -95,17 +95,13 @@ def build_batch(
     Advantages are normalized over the trained tokens of each prompt's group (CAPO method
     step 7) and kept per token all the way into the loss: nothing here sums them per sequence.
     """
-    lengths = [len(r.prompt_ids) + len(r.response_ids) for r in rollouts]
-    b, l_max = len(rollouts), max(lengths)
-    input_ids = torch.full((b, l_max), pad_id, dtype=torch.long)  # [B, L]
-    attention = torch.zeros((b, l_max), dtype=torch.long)  # [B, L]
+    input_ids, attention, _ = padded_rows(rollouts, pad_id)  # [B, L] each
+    b, l_max = input_ids.shape
     resp_mask = torch.zeros((b, l_max))  # [B, L]
     rewards = torch.zeros((b, l_max))  # [B, L]
     old_lp = torch.zeros((b, l_max))  # [B, L]
     for i, (r, c) in enumerate(zip(rollouts, credits)):
         p, t = len(r.prompt_ids), len(r.response_ids)
-        input_ids[i, : p + t] = torch.tensor(r.prompt_ids + r.response_ids, dtype=torch.long)
-        attention[i, : p + t] = 1
         if c.trained:
             resp_mask[i, p : p + t] = 1.0
         rewards[i, p : p + t] = c.rewards
@@ -119,3 +115,28 @@ def build_batch(
         advantages=adv,
         old_logprobs=old_lp,
     )
+
+
+def padded_rows(rollouts: Sequence[Rollout], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask, response positions), each [B, L]: prompt + response,
+    right-padded. The one layout of a step's rows, shared by the batch and the reference."""
+    lengths = [len(r.prompt_ids) + len(r.response_ids) for r in rollouts]
+    b, l_max = len(rollouts), max(lengths)
+    input_ids = torch.full((b, l_max), pad_id, dtype=torch.long)  # [B, L]
+    attention = torch.zeros((b, l_max), dtype=torch.long)  # [B, L]
+    responses = torch.zeros((b, l_max))  # [B, L]
+    for i, r in enumerate(rollouts):
+        p, t = len(r.prompt_ids), len(r.response_ids)
+        input_ids[i, : p + t] = torch.tensor(r.prompt_ids + r.response_ids, dtype=torch.long)
+        attention[i, : p + t] = 1
+        responses[i, p : p + t] = 1.0
+    return input_ids, attention, responses
+
+
+def reference_rows(rollouts: Sequence[Rollout], pad_id: int) -> TrainBatch:
+    """The rows the reference scores before credit is known (so it can run while the critic
+    judges): every response token is scored; the learner's mask later picks the trained ones."""
+    input_ids, attention, responses = padded_rows(rollouts, pad_id)
+    zeros = torch.zeros(input_ids.shape)  # [B, L]
+    return TrainBatch(input_ids=input_ids, attention_mask=attention, response_mask=responses,
+                      advantages=zeros, old_logprobs=zeros.clone())  # fmt: skip

@@ -1,5 +1,9 @@
 """Held-out evaluation during training, through the rollout engines right after a weight
-sync (so it scores exactly the weights just trained), with capo-ray-eval's scoring."""
+sync (so it scores exactly the weights just trained), with capo-ray-eval's scoring.
+
+With ``data=chain`` it scores the task's own held-out stream (``chain_heldout``, asked like
+training asks) instead of ``trainer.eval_benchmarks``, and adds the step checker's view of the
+greedy answers: the share with a wrong step, overall and among correct answers."""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from capo_ray.config import Config
+from capo_ray.config import Config, DataConfig
+from capo_ray.data.sources import make_source
 
 log = logging.getLogger("capo_ray")
 
@@ -22,9 +27,14 @@ class PeriodicEval:
         self.every = t.eval_every
         self.run_dir = run_dir
         self.verifier = verifier
-        # Loaded (and validated) at start-up: a wrong benchmark name fails before step 0.
-        self.problems = load_benchmarks(t.eval_benchmarks, limit=t.eval_limit, data_dir=cfg.data.data_dir)
-        self.encode = chat_encoder(tokenizer, cfg.data.few_shot)
+        self.chain = cfg.data.name == "chain"
+        if self.chain:
+            self.problems = {"chain_heldout": make_source(cfg.data, "heldout").batch(0, t.eval_limit)}
+            self.encode = _task_encoder(tokenizer, cfg.data)
+        else:
+            # Loaded (and validated) at start-up: a wrong benchmark name fails before step 0.
+            self.problems = load_benchmarks(t.eval_benchmarks, limit=t.eval_limit, data_dir=cfg.data.data_dir)
+            self.encode = chat_encoder(tokenizer, cfg.data.few_shot)
         self.settings = EvalSettings(
             greedy=True, k=t.eval_k, temperature=cfg.rollout.temperature, max_new_tokens=t.eval_max_new_tokens
         )
@@ -43,5 +53,37 @@ class PeriodicEval:
         )
         write_run(self.run_dir / "eval" / f"step_{step:06d}", result)
         metrics = result.flat_metrics("eval")
+        if self.chain:
+            metrics.update(step_error_metrics(result.problems["chain_heldout"], "eval/chain_heldout"))
         log.info("eval at step %d: %s", step, {k: round(v, 4) for k, v in metrics.items() if "/avg/" in k})
         return metrics
+
+
+def _task_encoder(tokenizer: Any, data: DataConfig) -> Any:
+    from capo_ray.data.prompts_for_task import prompt_messages
+
+    def encode(benchmark: str, problem: Any) -> list[int]:
+        text = tokenizer.apply_chat_template(prompt_messages(data, problem), add_generation_prompt=True, tokenize=False)
+        return list(tokenizer.encode(text, add_special_tokens=False))
+
+    return encode
+
+
+def step_error_metrics(records: Any, prefix: str) -> dict[str, float]:
+    """Greedy answers with a step the arith checker finds wrong: share of all, of correct ones."""
+    from capo_ray.critics.arith import check_step
+
+    flagged, correct_flagged, correct = 0, 0, 0
+    for record in records:
+        if record.greedy is None:
+            continue
+        text, ok = record.greedy.responses[0], record.greedy.correct[0]
+        wrong = any(check_step(line)[0] for line in text.splitlines())
+        flagged += wrong
+        correct += ok
+        correct_flagged += wrong and ok
+    total = max(1, len(records))
+    return {
+        f"{prefix}/step_error_rate": flagged / total,
+        f"{prefix}/wrong_step_rate_among_correct": correct_flagged / correct if correct else 0.0,
+    }

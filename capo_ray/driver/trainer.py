@@ -25,6 +25,7 @@ from capo_ray.driver.checkpoint import (
     capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
 )
 from capo_ray.driver.judge_stage import JudgeStage
+from capo_ray.driver.overlap import RolloutPrefetch, concurrently
 from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
 from capo_ray.driver.periodic_eval import PeriodicEval
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
@@ -61,6 +62,7 @@ class Trainer:
         self.version = 0  # weight version the engines hold; bumped by every sync
         self.use_critic = cfg.uses_critic
         self.judge_stage = JudgeStage(cfg.critic, enabled=self.use_critic)
+        self.prefetch = RolloutPrefetch()  # trainer.rollout_ahead
         self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
 
     # -- the loop --------------------------------------------------------------------------
@@ -76,6 +78,7 @@ class Trainer:
                 if self._should_save(step):
                     self._save(step)
         finally:
+            self.prefetch.close()
             progress.close()
             self.logger.close()
             self.verifier.close()
@@ -85,20 +88,19 @@ class Trainer:
 
     def train_step(self, step: int) -> dict[str, Any]:
         cfg, timer = self.cfg, StageTimer()
-        with timer("rollout"):
-            problems = self.source.batch(step, cfg.data.prompts_per_step)
-            rollouts = self.workers.generate(
-                [self._prompt_ids(p) for p in problems], problems, seed=step_seed(cfg.seed, "rollout", step)
-            )
+        with timer("rollout"):  # with rollout_ahead: waiting for the ones started a step earlier
+            rollouts = self.prefetch.take(step) or self._generate(step)
         self._check_fresh(rollouts)
+        if cfg.trainer.rollout_ahead and step + 1 < cfg.trainer.steps:
+            self.prefetch.start(step + 1, lambda: self._generate(step + 1))
         with timer("verify"):
             outcomes = self.verifier.verify_batch(
                 [r.response_text for r in rollouts], [r.problem.answer for r in rollouts]
             )
         with timer("credit"):
             steps = cs.segment(rollouts)
-        with timer("critic"):
-            judgements, judge_metrics = self.judge_stage.run(self.workers, rollouts, steps, outcomes)
+        with timer("critic_and_reference"):
+            (judgements, judge_metrics), ref_logprobs = self._judge_and_reference(rollouts, steps, outcomes, timer)
         with timer("credit"):
             credits = cs.assign_credit(
                 rollouts, outcomes, steps, judgements, cfg.algo.w_whole, cfg.algo.w_process, cfg.critic.all_abstain
@@ -106,11 +108,10 @@ class Trainer:
             batch = cs.build_batch(
                 rollouts, credits, cfg.algo.name, cfg.algo.scale_std, cfg.algo.eps, self.tokenizer.pad_token_id
             )
-        with timer("reference"):
-            if cfg.uses_reference:
-                batch.ref_logprobs = self.workers.reference_logprobs(batch)
+            batch.ref_logprobs = ref_logprobs
         with timer("learner"):
-            learner_metrics = self.workers.train(batch)
+            lagged = any(r.weight_version != self.version for r in rollouts)
+            learner_metrics = self.workers.train(batch, off_policy=lagged)
         with timer("sync"):
             self.version = self.workers.sync_weights(self.version + 1)
         metrics: dict[str, Any] = {"weight_version": self.version}
@@ -140,12 +141,40 @@ class Trainer:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    def _generate(self, step: int) -> list[Rollout]:
+        problems = self.source.batch(step, self.cfg.data.prompts_per_step)
+        return self.workers.generate(
+            [self._prompt_ids(p) for p in problems], problems, seed=step_seed(self.cfg.seed, "rollout", step)
+        )
+
+    def _judge_and_reference(self, rollouts, steps, outcomes, timer: StageTimer):
+        """The critic's judgements and the reference log-probs [B, L] (None without a KL term),
+        concurrently when ``trainer.overlap``: they are independent."""
+        timer.inner.update(("critic", "reference"))
+
+        def judge():
+            with timer("critic"):
+                return self.judge_stage.run(self.workers, rollouts, steps, outcomes)
+
+        def reference():
+            if not self.cfg.uses_reference:
+                return None
+            with timer("reference"):
+                return self.workers.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
+
+        if self.cfg.trainer.overlap:
+            return concurrently(judge, reference)
+        return judge(), reference()
+
     def _check_fresh(self, rollouts: list[Rollout]) -> None:
-        stale = [r.weight_version for r in rollouts if r.weight_version != self.version]
+        # rollout_ahead = 1: sampled one version behind the learner; never more, never ahead.
+        lag = self.cfg.trainer.rollout_ahead
+        stale = [r.weight_version for r in rollouts if not 0 <= self.version - r.weight_version <= lag]
         if stale:
             raise StaleRolloutError(
                 f"{len(stale)} rollouts were sampled with weight version {sorted(set(stale))}, "
-                f"but the learner is at version {self.version}: a weight sync did not reach every engine"
+                f"but the learner is at version {self.version} (trainer.rollout_ahead = {lag} allows "
+                f"{self.version - lag}..{self.version}): a weight sync did not reach every engine"
             )
 
     # -- checkpoints ------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Model names in configs: ``smollm2`` and ``tiny`` are built-in (converted into the cache on
-first use); anything else is an HF folder or hub name passed through unchanged."""
+"""Model names in configs: ``smollm2``, ``tiny``, ``organism`` and ``organism-small`` are
+built-in (converted or trained into the cache on first use); anything else is an HF folder or
+hub name passed through unchanged."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ def resolve_model_path(name: str) -> str:
         from capo_ray.models.tiny import tiny_model_path
 
         return str(tiny_model_path())
+    if name in ("organism", "organism-small"):
+        from capo_ray.models.organism import FULL, SMALL, organism_path
+
+        return str(organism_path(FULL if name == "organism" else SMALL))
     if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
         raise FileNotFoundError(f"model folder {name!r} does not exist")
     return name

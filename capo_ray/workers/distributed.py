@@ -85,7 +85,9 @@ def accelerator_env(device: str) -> dict[str, str]:
     """Environment an actor needs *before* it imports deepspeed: DeepSpeed picks its accelerator
     at import time, and on a machine without CUDA it must be told ``cpu`` explicitly."""
     comm_backend(device)  # validates the name
-    return {"DS_ACCELERATOR": device}
+    from capo_ray.hardware import cpu_worker_env
+
+    return {"DS_ACCELERATOR": device, **(cpu_worker_env() if device == "cpu" else {})}
 
 
 class RankActor:

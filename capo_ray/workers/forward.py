@@ -10,6 +10,14 @@ response token of the micro-batch onwards (HF ``logits_to_keep``). Prompt logits
 needed, and for a 49k-128k vocabulary the head plus its [B, L, V] output is a large share of
 the forward cost and the largest activation.
 
+Shared prompts (``share_prefix``): the rows of a micro-batch are usually one prompt's group
+of n samples, so their first tokens are identical. The shared prefix then runs once, as one
+row, and its keys/values are repeated for every row before the rest of each row runs on top
+of them. Same logits up to float rounding, and gradients flow through the shared part (it is
+an ordinary autograd graph); the prompt's share of the compute drops by the group size
+(docs/performance.md). Off under gradient checkpointing (HF drops the cache there) and under
+ZeRO-3 (every rank must run the same number of forwards; the choice here is per micro-batch).
+
 Legend: B rows, L positions, V vocabulary.
 """
 
@@ -29,6 +37,7 @@ def sequence_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     response_mask: torch.Tensor | None = None,
+    share_prefix: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Log prob of every token given its prefix, ``micro_batch_size`` rows per forward.
 
@@ -37,7 +46,8 @@ def sequence_logprobs(
     distribution the rollout engine sampled from. ``response_mask`` (optional, [B, L]) says
     which positions the caller will use; positions before the first one of a micro-batch
     are returned as 0 without computing their logits. Entropy (nats, same alignment) is a
-    detached metric: no gradient flows through it.
+    detached metric: no gradient flows through it. ``share_prefix`` runs the rows' common
+    leading tokens once (module docstring); leave it off under ZeRO-3 and gradient checkpointing.
 
     Shapes: input_ids [B, L] int, attention_mask [B, L] -> [B, L] float
     (and entropy [B, L] float when ``with_entropy``).
@@ -53,7 +63,7 @@ def sequence_logprobs(
         end = min(start + micro_batch_size, batch)
         used = None if response_mask is None else response_mask[start:end]
         lp, ent = _micro_logprobs(
-            model, input_ids[start:end], attention_mask[start:end], temperature, with_entropy, used
+            model, input_ids[start:end], attention_mask[start:end], temperature, with_entropy, used, share_prefix
         )
         logprobs.append(lp)
         entropies.append(ent)
@@ -71,6 +81,37 @@ def first_scored_position(response_mask: torch.Tensor | None, length: int) -> in
     return 1 + int(used[0, 0]) if used.numel() else length
 
 
+# Below this many shared tokens the second forward call costs more than it saves.
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, limit: int) -> int:
+    """Number of leading positions (at most ``limit``) where every row holds the same real
+    token; 0 for a single row."""
+    rows, length = input_ids.shape
+    limit = min(limit, length)
+    if rows < 2 or limit < 1:
+        return 0
+    same = (input_ids[:, :limit] == input_ids[:1, :limit]).all(dim=0) & attention_mask[:, :limit].ne(0).all(dim=0)
+    differs = (~same).nonzero()
+    return int(differs[0, 0]) if differs.numel() else limit
+
+
+def _forward(model, input_ids, attention_mask, position_ids, keep: int, prefix: int):
+    """The model's output for the last ``keep`` positions; with ``prefix`` > 0 the first
+    ``prefix`` positions (identical in every row) run once and are shared through the KV cache."""
+    if prefix == 0:
+        return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                     logits_to_keep=keep, use_cache=False)
+    head = model(input_ids=input_ids[:1, :prefix], attention_mask=attention_mask[:1, :prefix],
+                 position_ids=position_ids[:1, :prefix], logits_to_keep=1, use_cache=True)
+    cache = head.past_key_values
+    cache.batch_repeat_interleave(input_ids.shape[0])  # differentiable: repeat_interleave per layer
+    return model(input_ids=input_ids[:, prefix:], attention_mask=attention_mask,
+                 position_ids=position_ids[:, prefix:], past_key_values=cache, logits_to_keep=keep,
+                 use_cache=True)
+
+
 def _micro_logprobs(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -78,6 +119,7 @@ def _micro_logprobs(
     temperature: float,
     with_entropy: bool,
     response_mask: torch.Tensor | None,
+    share_prefix: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     rows, length = input_ids.shape
     if length < 2:  # one-token rows: nothing has a prefix
@@ -90,13 +132,10 @@ def _micro_logprobs(
     # Positions from the attention mask, not 0..L-1, so left-padded rows are also correct
     # (for right padding the two agree on every real token).
     position_ids = (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)  # [b, L]
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        logits_to_keep=length - first + 1,  # logits at positions first-1 .. L-1
-        use_cache=False,
-    )
+    # The shared prefix must end before position first-1, whose logit is the first one kept.
+    prefix = shared_prefix_length(input_ids, attention_mask, first - 1) if share_prefix else 0
+    keep = length - first + 1  # logits at positions first-1 .. L-1
+    out = _forward(model, input_ids, attention_mask, position_ids, keep, prefix if prefix >= MIN_SHARED_PREFIX else 0)
     logits = out.logits[:, :-1]  # [b, L-first, V]: position p predicts token p+1
     if temperature != 1.0:
         logits = logits / temperature

@@ -185,6 +185,7 @@ class LearnerWorker(RankActor):
         On-policy shortcut: with one epoch and one mini-batch the weights have not moved since
         the rollout, so old log probs = current log probs (detached) and the ratio is exactly
         1; this saves a forward pass and ignores the engine-vs-learner numerical mismatch.
+        ``update.off_policy`` (rollouts sampled with older weights, trainer.rollout_ahead) turns it off.
         Otherwise ``shard.old_logprobs`` must hold the behaviour log probs (from
         ``compute_logprobs`` before training, or from the rollout engine).
 
@@ -198,7 +199,7 @@ class LearnerWorker(RankActor):
         rows = _rows_per_step(len(shard), u.mini_batch_size, micro_batch_size, self.world_size)
         self._set_accumulation(micro_batch_size, rows // micro_batch_size)
         num_steps = len(shard) // rows
-        on_policy = u.ppo_epochs == 1 and num_steps == 1
+        on_policy = u.ppo_epochs == 1 and num_steps == 1 and not u.off_policy
         if not on_policy and u.objective == "policy":
             _require_old_logprobs(shard)
         shard = _to_device(shard, self.device)
@@ -282,8 +283,14 @@ class LearnerWorker(RankActor):
             temperature=self.settings.temperature,
             with_entropy=self.settings.log_entropy,
             response_mask=micro.response_mask,
+            share_prefix=self._share_prefix,
         )
         return out if self.settings.log_entropy else (out, None)
+
+    @property
+    def _share_prefix(self) -> bool:
+        # ZeRO-3 needs equal forward counts on all ranks; HF drops the cache under checkpointing.
+        return self.settings.zero_stage != 3 and not self.settings.gradient_checkpointing
 
     def _check_finite(self, loss: torch.Tensor, where: str) -> None:
         # Agreed over all ranks: one rank raising alone would leave the others blocked in
@@ -316,6 +323,7 @@ class LearnerWorker(RankActor):
                 micro_batch_size=micro_batch_size,
                 temperature=self.settings.temperature,
                 response_mask=None if response_mask is None else response_mask.to(self.device),
+                share_prefix=self._share_prefix,
             )
         return out.cpu()
 

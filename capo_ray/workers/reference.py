@@ -58,5 +58,6 @@ class ReferenceWorker:
                 micro_batch_size=micro_batch_size,
                 temperature=self.temperature,
                 response_mask=None if response_mask is None else response_mask.to(self.device),
+                share_prefix=True,  # a group's prompt runs once (forward.py)
             )
         return out.cpu()

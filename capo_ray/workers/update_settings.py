@@ -22,6 +22,9 @@ class UpdateSettings:
     # "policy": the clipped PPO objective with advantages (RL); "sft": the masked NLL of the
     # response tokens (the SFT cold start, capo_ray/sft), advantages and log probs unused.
     objective: Literal["policy", "sft"] = "policy"
+    # The rollouts are older than the weights (trainer.rollout_ahead): the PPO ratio must use
+    # their behaviour log-probs, never the on-policy shortcut. Set per call (``replace``).
+    off_policy: bool = False
 
     def __post_init__(self) -> None:
         if self.agg not in LOSS_AGGREGATIONS:

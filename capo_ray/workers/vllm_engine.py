@@ -15,12 +15,12 @@ actor: ``engine_env`` gives them for ``ray.remote(runtime_env={"env_vars": ...})
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
 
-from capo_ray.config.engine import EngineSettings, resolve_engine_dtype
+from capo_ray.config.engine import EngineSettings
 
 _GIB = 1 << 30
 # Modes that return log-probabilities (the *_logits modes would hand back logits instead).
@@ -59,7 +59,10 @@ class EngineConfig:
 
     @property
     def dtype(self) -> str:
-        return resolve_engine_dtype(self.settings.dtype, self.device)
+        """The concrete dtype: ``"auto"`` resolved for this machine (capo_ray.hardware)."""
+        from capo_ray.hardware import resolve_dtype
+
+        return resolve_dtype(self.settings.dtype, self.device)
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,18 @@ class PromptOutput:
     samples: list[SampleOutput]
 
 
-def engine_env(device: str) -> dict[str, str]:
+def engine_env(device: str, threads: int = 0) -> dict[str, str]:
     """Environment for a process that builds an engine (a Ray actor's ``runtime_env``, or this
-    process before an in-process engine): the one place it is decided."""
+    process before an in-process engine): the one place it is decided. ``threads`` (CPU):
+    compute threads, 0 for every core of the node (stages run one at a time; capo_ray.hardware)."""
     if device == "cuda":
         return {}
+    from capo_ray.hardware import cpu_worker_env, stage_threads
+
     # In-process engine core: ~2 s start instead of ~15 s, and the weight-sync extension runs
     # in the actor's own process (docs/cpu-notes.md). The KV cache is sized by the engine
     # arguments (kv_cache_memory_bytes), not by VLLM_CPU_KVCACHE_SPACE.
-    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(threads=stage_threads(threads))}
 
 
 def executor_backend(tensor_parallel_size: int) -> str:
@@ -190,8 +196,12 @@ class VLLMEngine:
     def __init__(self, cfg: EngineConfig) -> None:
         from vllm import LLM
 
+        from capo_ray.hardware import choose_dtype
+
         check_device(cfg)
-        self.cfg = cfg
+        # "auto" is decided here, on the engine's own machine, and logged with its CPU.
+        chosen = choose_dtype(cfg.settings.dtype, cfg.device, "vLLM engine")
+        self.cfg = cfg = replace(cfg, settings=replace(cfg.settings, dtype=chosen))
         self.llm = LLM(**vllm_engine_args(cfg))
 
     def tokenizer(self):

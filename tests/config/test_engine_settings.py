@@ -7,7 +7,8 @@ import pytest
 
 from capo_ray.config import ConfigError
 from capo_ray.config.compose import compose_config, compose_dict
-from capo_ray.config.engine import EngineSettings, resolve_engine_dtype
+from capo_ray.config.engine import EngineSettings
+from capo_ray.hardware import resolve_dtype
 from capo_ray.workers.vllm_engine import EngineConfig, engine_env, executor_backend, vllm_engine_args
 
 FIELDS = {f.name for f in dataclasses.fields(EngineSettings)}
@@ -34,7 +35,7 @@ def test_llm_critic_yaml_mirrors_the_settings():
 def test_gpu_profiles_set_the_critic_engine():
     cfg = compose_config(["cluster=gpu_2node"])
     assert cfg.critic.engine == EngineSettings(
-        dtype="bfloat16", tensor_parallel_size=4, max_model_len=8192, enforce_eager=False,
+        dtype="auto", tensor_parallel_size=4, max_model_len=8192, enforce_eager=False,
         gpu_memory_utilization=0.9, kv_cache_gib=1.0,
     )  # fmt: skip
 
@@ -72,15 +73,17 @@ def test_cpu_engine_args_size_the_kv_cache_in_bytes():
     assert args["distributed_executor_backend"] == "uni" and "worker_extension_cls" not in args
 
 
-def test_auto_dtype_resolves_at_one_call_site():
-    assert resolve_engine_dtype("auto", "cpu") == resolve_engine_dtype("auto", "cuda") == "bfloat16"
-    assert resolve_engine_dtype("float32", "cpu") == "float32"
+def test_auto_dtype_is_resolved_for_the_machine_in_the_engine_args():
     cfg = EngineConfig(model="/m", seed=0, settings=EngineSettings(dtype="auto"))
-    assert vllm_engine_args(cfg)["dtype"] == "bfloat16"
+    assert vllm_engine_args(cfg)["dtype"] == resolve_dtype("auto", "cpu") in ("bfloat16", "float32")
+    explicit = EngineConfig(model="/m", seed=0, settings=EngineSettings(dtype="float16"))
+    assert vllm_engine_args(explicit)["dtype"] == "float16"
+    assert compose_config().rollout.engine.dtype == "auto" and compose_config(["critic=llm"]).critic.engine.dtype == "auto"
 
 
 def test_engine_env_is_decided_by_the_device():
-    assert engine_env("cpu") == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    env = engine_env("cpu", threads=2)
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0" and "VLLM_CPU_KVCACHE_SPACE" not in env
     assert engine_env("cuda") == {}
 
 

@@ -49,14 +49,14 @@ class FakeActors:
         self.faults: dict[tuple[str, int], BaseException] = {}  # (method, call index) -> raise
         self.calls: dict[str, int] = {}
         self.generated_versions: list[int] = []
-        self.seeds: list[int | None] = []  # the sampling seed the trainer asked for, per step
-        self.critic = None  # the real object's critic handle; a fake critic keeps no driver state
+        self.critic = None  # no driver-side critic state: the scripted critic below is stateless
+        self.sampling_seeds: list[int | None] = []  # the per-step engine seed of each generate call
         self.critic_requests: list[list[str]] = []  # step texts of each critique request
         self.synced: list[int] = []
         self.saved: list[Path] = []
         self.loaded: list[Path] = []
         self.batches: list[TrainBatch] = []
-        self.critic = self  # the Trainer checkpoints the critic's state when it keeps one
+        self.off_policy: list[bool] = []  # per train call: trained on rollouts older than the weights
 
     def _enter(self, method: str) -> None:
         index = self.calls.get(method, 0)
@@ -68,8 +68,8 @@ class FakeActors:
     # -- the stages the Trainer calls -----------------------------------------------------------
     def generate(self, prompt_ids: list[list[int]], problems: list[Problem], seed: int | None = None) -> list[Rollout]:
         self._enter("generate")
+        self.sampling_seeds.append(seed)
         self.generated_versions.append(self.engine_version)
-        self.seeds.append(seed)
         out = []
         for group, (ids, problem) in enumerate(zip(prompt_ids, problems)):
             for sample in range(self.n_samples):
@@ -97,8 +97,9 @@ class FakeActors:
         self._enter("reference_logprobs")
         return torch.full_like(batch.advantages, -1.0) * batch.response_mask
 
-    def train(self, batch: TrainBatch) -> dict[str, float]:
+    def train(self, batch: TrainBatch, off_policy: bool = False) -> dict[str, float]:
         self._enter("train")
+        self.off_policy.append(off_policy)
         self.batches.append(batch)
         self.updates += 1
         return {"loss": float((batch.advantages * batch.response_mask).sum())}

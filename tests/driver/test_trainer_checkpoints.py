@@ -8,6 +8,7 @@ import pytest
 import ray.exceptions
 
 from capo_ray.driver.checkpoint import STATE_FILE
+from capo_ray.driver.rng import step_seed
 
 
 def steps_in(path) -> list[int]:
@@ -31,10 +32,13 @@ def test_save_cadence(config, trainer, steps, save_every, expected):
     t, actors = trainer(config(f"trainer.steps={steps}", f"trainer.save_every={save_every}"))
     t.fit()
     assert saved_steps(actors) == expected
-    # The trainer's state is written beside the learner's, last, with the version the engines hold.
+    # The trainer's state is written beside the learner's, last, with the version the engines
+    # hold and the data cursor (the next batch index).
     for path, step in zip(actors.saved, expected):
-        state = json.loads((path / STATE_FILE).read_text())
-        assert (state["step"], state["weight_version"], state["next_batch"]) == (step, step + 1, step + 1)
+        assert json.loads((path / STATE_FILE).read_text()) == {"step": step, "weight_version": step + 1, "next_batch": step + 1}
+        assert (path / "driver_state.pkl").is_file()
+    # every step's engines were reseeded from (seed, step): a resumed step samples the same
+    assert actors.sampling_seeds == [step_seed(0, "rollout", s) for s in range(steps)]
 
 
 def test_resume_redoes_the_steps_after_the_checkpoint_and_drops_their_rows(config, trainer, tmp_path):
@@ -59,7 +63,6 @@ def test_resume_redoes_the_steps_after_the_checkpoint_and_drops_their_rows(confi
     # before the first rollout, and the versions carry on from there.
     assert fresh.synced == [2, 3, 4]
     assert fresh.generated_versions == [2, 3]
-    assert fresh.seeds[0] == actors.seeds[2]  # the redone step samples with the same seed
     assert [row["weight_version"] for row in history] == [1, 2, 3, 4]
 
 

@@ -21,14 +21,14 @@ def starts(monkeypatch, tokenizer, fake_actors):
     def install(cfg, *faults):
         handed = []
 
-        def start_workers(_cfg):
+        def start_actors(_cfg):
             actors = fake_actors(cfg)
             if len(handed) < len(faults):
                 actors.faults.update(faults[len(handed)])
             handed.append(actors)
             return actors
 
-        monkeypatch.setattr(capo_ray.driver.cluster, "start_workers", start_workers)
+        monkeypatch.setattr(capo_ray.driver.cluster, "start_actors", start_actors)
         monkeypatch.setattr(capo_ray.models.resolve, "load_policy_tokenizer", lambda _name: tokenizer)
         return handed
 

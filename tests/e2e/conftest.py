@@ -31,3 +31,10 @@ def tiny_config(tmp_path):
         return compose_config(tiny_overrides(tmp_path, *extra))
 
     return make
+
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides_for():
+    """``tiny_overrides`` itself, for fixtures wider than one test (runs in a subprocess)."""
+    return tiny_overrides

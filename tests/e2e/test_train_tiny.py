@@ -37,7 +37,7 @@ def _up_to_first_eos(ids: list[int], eos: int) -> list[int]:
 def _greedy_matches(workers, tokenizer, export_dir) -> None:
     """The synced engine's greedy tokens equal HF's on the exported weights, token for token up
     to and including the first EOS (both stop there; without an EOS both must run the full 12
-    tokens). fp32 on both sides (tiny_overrides sets rollout.dtype=float32), so no rounding
+    tokens). fp32 on both sides (tiny_overrides sets rollout.engine.dtype=float32), so no rounding
     difference can excuse a mismatch."""
     model = AutoModelForCausalLM.from_pretrained(export_dir, dtype=torch.float32).eval()
     text = tokenizer.apply_chat_template([{"role": "user", "content": "Compute 2 + 3."}], add_generation_prompt=True, tokenize=False)
