@@ -97,3 +97,21 @@ def test_a_cuda_engine_without_gpus_fails_at_start_up():
     cfg = EngineConfig(model="/m", seed=0, settings=EngineSettings(tensor_parallel_size=4), device="cuda")
     with pytest.raises(RuntimeError, match="sees .* GPU"):
         check_device(cfg)
+
+
+@pytest.mark.parametrize("version, ok", [("0.32.0", True), ("0.32.1", True), ("0.10.2", False), ("0.33.0", False)])
+def test_unsupported_vllm_releases_fail_with_the_fix(version, ok):
+    from capo_ray.workers.vllm_engine import check_vllm_version
+
+    if ok:
+        check_vllm_version(version)
+    else:
+        with pytest.raises(RuntimeError, match="pip install 'vllm==0.32.0'"):
+            check_vllm_version(version)
+
+
+def test_the_installed_vllm_is_supported():
+    vllm = pytest.importorskip("vllm")
+    from capo_ray.workers.vllm_engine import check_vllm_version
+
+    check_vllm_version(vllm.__version__)
