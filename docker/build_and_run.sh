@@ -7,7 +7,9 @@
 #
 #   sudo docker/build_and_run.sh [hydra overrides for the demo...]
 #
-# Environment: CAPO_HEAVY_LOCK=/path/to/lockfile runs the demo part under `flock` (shared
+# Environment: CAPO_CA_BUNDLE extra CA certificates for the build (default: pip's configured
+# cert bundle, e.g. where a TLS-inspecting proxy sits in front of the package index);
+# CAPO_HEAVY_LOCK=/path/to/lockfile runs the demo part under `flock` (shared
 # machines); CAPO_WHEELS_FROM="dir ..." folders whose wheels go into the image's pip find-links
 # (default: this machine's pip find-links, e.g. where a CPU torch wheel lies); DEBIAN_MIRROR.
 set -euo pipefail
@@ -68,7 +70,11 @@ wheel_dirs=${CAPO_WHEELS_FROM:-${PIP_FIND_LINKS:-$(pip config get global.find-li
 for d in $wheel_dirs; do
   [ -d "$d" ] && find "$d" -maxdepth 1 -name '*.whl' -exec cp {} docker/wheels/ \;
 done
-stamp "base image: $base (${t_base}s); extra wheels: $(ls docker/wheels | grep -c '\.whl$' || true)"
+# Certificate authorities this machine's pip trusts beyond the usual ones (PIP_CERT / pip's cert).
+find -H docker/certs -name '*.crt' -delete 2>/dev/null || true
+ca_bundle=${CAPO_CA_BUNDLE:-${PIP_CERT:-$(pip config get global.cert 2>/dev/null || true)}}
+[ -n "$ca_bundle" ] && [ -f "$ca_bundle" ] && cp "$ca_bundle" docker/certs/host-ca-bundle.crt
+stamp "base image: $base (${t_base}s); extra wheels: $(ls docker/wheels | grep -c '\.whl$' || true); extra CA bundle: ${ca_bundle:-none}"
 
 t0=$(date +%s)
 stamp "building $image"
@@ -76,6 +82,7 @@ docker build --network host --build-arg BASE="$base" -f docker/Dockerfile -t "$i
   || { tail -n 30 /tmp/capo-docker-build.log; exit 1; }
 t_build=$(( $(date +%s) - t0 ))
 find -H docker/wheels -name '*.whl' -delete
+find -H docker/certs -name '*.crt' -delete
 stamp "image built in ${t_build}s ($(docker image inspect "$image" --format '{{.Size}}' | awk '{printf "%.1f GB", $1/1e9}'))"
 
 mkdir -p runs

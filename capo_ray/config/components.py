@@ -230,6 +230,9 @@ class LoggingConfig:
     # false: the terminal shows start-up stages, progress and step summaries, warnings; engine,
     # Ray and library output goes to RUN_DIR/logs/output.log. true: everything on the terminal.
     verbose: bool = False
+    # PNG plots of the run's curves at the end (linked from report.md); about 1 s a plot on a
+    # 2-core CPU, so tests that only exercise the loop turn them off.
+    plots: bool = True
 
 
 @dataclass
@@ -247,16 +250,23 @@ class TrainerConfig:
     eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
     eval_max_new_tokens: int = 512
     # Overlap (docs/judge-service.md): the reference forward runs during the critique requests;
-    # rollout_ahead=1 generates step t+1's rollouts while step t is judged and trained (one
-    # weight version behind; their behaviour log-probs feed the PPO ratio).
+    # rollout_ahead=1 generates, verifies and judges step t+1's rollouts while step t trains
+    # (one weight version behind; their behaviour log-probs feed the PPO ratio).
     overlap: bool = True
     rollout_ahead: int = 0
+    # Wall-clock seconds for the training loop (0: none): stop before a step that would not
+    # finish in time, judged by the steps measured so far (the demo's promise on slow CPUs).
+    time_budget_s: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "trainer.steps: must be >= 1")
         check(self.save_every >= 0, "trainer.save_every: must be >= 0")
+        check(self.time_budget_s >= 0, "trainer.time_budget_s: must be >= 0 (0: no budget)")
         check(self.max_step_failures >= 0, "trainer.max_step_failures: must be >= 0")
         check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
         check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")
         check(self.rollout_ahead in (0, 1), f"trainer.rollout_ahead: {self.rollout_ahead} is not one of [0, 1]")
+        # The periodic eval shares the engines and the verifier with the step prepared ahead.
+        check(not (self.rollout_ahead and self.eval_every),
+              "trainer.rollout_ahead: 1 cannot be combined with trainer.eval_every > 0 (evaluate the checkpoints instead)")

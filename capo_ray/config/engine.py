@@ -19,9 +19,9 @@ EngineDtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 @dataclass(frozen=True)
 class EngineSettings:
-    # "auto": bf16 on CUDA and on CPUs with native bf16, else fp32, decided where the engine
-    # is built (capo_ray.hardware.resolve_dtype).
-    dtype: EngineDtype = "bfloat16"
+    # "auto": chosen for the device and its CPU by ``resolve_engine_dtype`` when the engine is
+    # built: bf16 on CUDA and on CPUs with native bf16 (avx512_bf16/amx), else fp32.
+    dtype: EngineDtype = "auto"
     tensor_parallel_size: int = 1  # GPUs per engine (one vLLM worker each)
     max_model_len: int = 1024  # prompt + response tokens
     enforce_eager: bool = True  # CPU: torch.compile reruns at every start (~90 s); GPU: set false
@@ -33,3 +33,11 @@ class EngineSettings:
         check(self.max_model_len >= 2, "max_model_len: must be >= 2")
         check(0 < self.gpu_memory_utilization <= 1, "gpu_memory_utilization: must be in (0, 1]")
         check(self.kv_cache_gib > 0, "kv_cache_gib: must be > 0")
+
+
+def resolve_engine_dtype(dtype: str, device: str) -> str:
+    """The concrete dtype an engine runs in: the one call site that turns ``"auto"`` into a
+    dtype, from the device and the CPU's capabilities (``capo_ray.hardware.resolve_dtype``)."""
+    from capo_ray.hardware import resolve_dtype
+
+    return resolve_dtype(dtype, device)

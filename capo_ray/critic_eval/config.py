@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from capo_ray.config.components import CriticConfig
-from capo_ray.config.engine import EngineSettings
 from capo_ray.config.judge_service import HybridConfig, OpenAIJudgeConfig
+from capo_ray.config.engine import EngineSettings
 from capo_ray.config.strict import ConfigError, check
 from capo_ray.core.voting import VOTING_RULES
 
@@ -48,13 +48,13 @@ class JudgeConfig:
     max_tokens: int = 256  # per critique
     request_timeout_s: float = 600.0  # launch=ray: a late batch abstains instead of hanging
     batch_size: int = 64  # solutions per critique call (progress is logged per batch)
+    prompt_template: str | None = None  # a critique prompt file; null: the built-in prompt
+    openai: OpenAIJudgeConfig = field(default_factory=OpenAIJudgeConfig)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
     # No learner shares the device here, so the engine may take most of a GPU.
     engine: EngineSettings = field(
         default_factory=lambda: EngineSettings(max_model_len=2048, gpu_memory_utilization=0.8)
     )
-    prompt_template: str | None = None  # a critique prompt file; null: the built-in prompt
-    openai: OpenAIJudgeConfig = field(default_factory=OpenAIJudgeConfig)
-    hybrid: HybridConfig = field(default_factory=HybridConfig)
 
     def __post_init__(self) -> None:
         check(self.num_engines >= 1, "judge.num_engines: must be >= 1")

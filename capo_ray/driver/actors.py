@@ -57,6 +57,7 @@ class Actors:
         self.engines: list[Any] = []
         self.reference: Any = None
         self.critic: Any = None
+        self.engine_dtype = cfg.rollout.engine.dtype  # what "auto" resolved to, once engines start
         self.sync: Any = None  # workers.weight_sync.WeightSyncSession, with the planned meta
         self.engine_dtype = cfg.rollout.engine.dtype  # what "auto" resolved to, once engines start
         a = cfg.algo
@@ -119,9 +120,11 @@ class Actors:
         from capo_ray.workers.vllm_engine import EngineConfig
 
         cfg, r = self.cfg, self.cfg.rollout
+        # "auto" resolved once, on the driver, with its log line; the engines get the result.
         self.engine_dtype = choose_dtype(r.engine.dtype, cfg.cluster.device, "rollout engine")
+        settings = replace(r.engine, dtype=self.engine_dtype)
         engine_cfgs = [
-            EngineConfig(model=model_path, seed=cfg.seed + i, settings=r.engine, device=cfg.cluster.device,
+            EngineConfig(model=model_path, seed=cfg.seed + i, settings=settings, device=cfg.cluster.device,
                          worker_extension_cls=EXTENSION)
             for i in range(r.num_engines)
         ]  # fmt: skip
@@ -135,7 +138,7 @@ class Actors:
         from capo_ray.workers.reference import ReferenceWorker
 
         cfg = self.cfg
-        # The reference stage runs alone: it may use every core (capo_ray.hardware).
+        # The reference stage runs alone: on CPU it may use every core (capo_ray.hardware).
         threads = stage_threads() if cfg.cluster.device == "cpu" else cfg.learner.torch_threads
         args = (model_path, cfg.model.dtype, threads, cfg.rollout.temperature, cfg.cluster.device)
         (self.reference,) = start_group(ReferenceWorker, role_options(cfg, "reference", self.groups), [args])

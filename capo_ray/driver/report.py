@@ -28,7 +28,7 @@ def _fmt(row: dict[str, Any], key: str, fmt: str) -> str:
     return fmt.format(row[key]) if key in row else "-"
 
 
-def write_report(run_dir: Path, history: list[dict[str, Any]], title: str) -> Path:
+def write_report(run_dir: Path, history: list[dict[str, Any]], title: str, plots: bool = True) -> Path:
     lines = [f"# {title}", "", f"Run directory: `{run_dir}`", ""]
     lines += ["## Per step", ""]
     lines.append("| " + " | ".join(name for name, _, _ in _COLUMNS) + " |")
@@ -56,7 +56,8 @@ def write_report(run_dir: Path, history: list[dict[str, Any]], title: str) -> Pa
             f"{sum(r.get('critic/judge_tokens_per_policy_token', 0.0) for r in history) / n:.2f}",
             f"- peak memory (largest process): {peak:.2f} GiB",
         ]
-    lines += _plot_section(run_dir, history)
+    if plots:
+        lines += _plot_section(run_dir, history)
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

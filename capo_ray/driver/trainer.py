@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,13 @@ from capo_ray.config.strict import to_dict
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
 from capo_ray.driver import credit_stage as cs
+from capo_ray.driver.budget import StepBudget
 from capo_ray.driver.console import CONSOLE, console
 from capo_ray.driver.checkpoint import (
     capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
 )
 from capo_ray.driver.judge_stage import JudgeStage
-from capo_ray.driver.overlap import RolloutPrefetch, concurrently
+from capo_ray.driver.overlap import Prepared, RolloutPrefetch, concurrently
 from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
 from capo_ray.driver.periodic_eval import PeriodicEval
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
@@ -47,11 +49,11 @@ class StaleRolloutError(RuntimeError):
 
 class Trainer:
     def __init__(
-        self, cfg: Config, workers: Any, tokenizer: Any, run_dir: Path, verifier: Verifier | None = None
+        self, cfg: Config, actors: Any, tokenizer: Any, run_dir: Path, verifier: Verifier | None = None
     ) -> None:
         """``verifier``: a custom outcome reward (any ``Verifier``) instead of ``data.verifier``."""
         self.cfg = cfg
-        self.workers = workers
+        self.actors = actors
         self.tokenizer = tokenizer
         self.run_dir = run_dir
         self.source = make_source(cfg.data)
@@ -70,9 +72,15 @@ class Trainer:
         start = self._resume()
         total = self.cfg.trainer.steps
         progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
+        budget = StepBudget(self.cfg.trainer.time_budget_s)
         try:
             for step in range(start, total):
+                if not budget.allows_another():
+                    log.warning("trainer.time_budget_s=%.0f: stopping after %d of %d steps (%.0f s a step on "
+                                "this machine)", budget.seconds, step, total, budget.expected_step_s())
+                    break
                 metrics = self.train_step(step)
+                budget.record(metrics["time/step"])
                 self.logger.log_step(step, metrics)
                 progress.update(step, metrics)
                 if self._should_save(step):
@@ -83,24 +91,27 @@ class Trainer:
             self.logger.close()
             self.verifier.close()
         history = read_metrics(self.run_dir)
-        write_report(self.run_dir, history, f"capo-ray run ({self.cfg.algo.name}, critic={self._critic_name()})")
+        write_report(
+            self.run_dir, history, f"capo-ray run ({self.cfg.algo.name}, critic={self._critic_name()})",
+            plots=self.cfg.logging.plots,
+        )
         return history
 
     def train_step(self, step: int) -> dict[str, Any]:
         cfg, timer = self.cfg, StageTimer()
-        with timer("rollout"):  # with rollout_ahead: waiting for the ones started a step earlier
-            rollouts = self.prefetch.take(step) or self._generate(step)
+        # rollout_ahead = 1: this step's rollouts were generated, verified and judged during the
+        # last step (judging needs no weights); else they are made now, judged while the
+        # reference scores them.
+        with timer("wait_ahead"):
+            ahead = self.prefetch.take(step)
+        prepared, ref_logprobs = (ahead, None) if ahead is not None else self._prepare(step, timer, with_reference=True)
+        rollouts, outcomes, steps, judgements = prepared.rollouts, prepared.outcomes, prepared.steps, prepared.judgements
         self._check_fresh(rollouts)
         if cfg.trainer.rollout_ahead and step + 1 < cfg.trainer.steps:
-            self.prefetch.start(step + 1, lambda: self._generate(step + 1))
-        with timer("verify"):
-            outcomes = self.verifier.verify_batch(
-                [r.response_text for r in rollouts], [r.problem.answer for r in rollouts]
-            )
-        with timer("credit"):
-            steps = cs.segment(rollouts)
-        with timer("critic_and_reference"):
-            (judgements, judge_metrics), ref_logprobs = self._judge_and_reference(rollouts, steps, outcomes, timer)
+            self.prefetch.start(step + 1, lambda entered: self._prepare(step + 1, StageTimer(), False, entered)[0])
+        if ref_logprobs is None and cfg.algo.kl_coef > 0:
+            with timer("reference"):
+                ref_logprobs = self.actors.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
         with timer("credit"):
             credits = cs.assign_credit(
                 rollouts, outcomes, steps, judgements, cfg.algo.w_whole, cfg.algo.w_process, cfg.critic.all_abstain
@@ -111,21 +122,23 @@ class Trainer:
             batch.ref_logprobs = ref_logprobs
         with timer("learner"):
             lagged = any(r.weight_version != self.version for r in rollouts)
-            learner_metrics = self.workers.train(batch, off_policy=lagged)
+            learner_metrics = self.actors.train(batch, off_policy=lagged)
         with timer("sync"):
-            self.version = self.workers.sync_weights(self.version + 1)
+            self.version = self.actors.sync_weights(self.version + 1)
         metrics: dict[str, Any] = {"weight_version": self.version}
         metrics.update(rollout_metrics(rollouts, outcomes))
         metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
         metrics.update(credit_metrics(credits))
-        metrics.update(judge_metrics)
+        metrics.update(prepared.judge_metrics)
+        if ahead is not None:  # work done during the last step, beside it: not part of time/step
+            metrics.update({f"time/ahead_{k}": v for k, v in ahead.seconds.items()})
         metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
         metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
         if self.evaluator is not None and self.evaluator.due(step):
             with timer("eval"):
-                metrics.update(self.evaluator.run(step, self.workers.generate_samples))
+                metrics.update(self.evaluator.run(step, self.actors.generate_samples))
             metrics["time/eval"] = timer.seconds["eval"]
-        metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.workers.peak_rss_gib())
+        metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.actors.peak_rss_gib())
         if cfg.logging.log_samples:
             self.logger.log_samples(
                 step, pick_samples(
@@ -141,30 +154,41 @@ class Trainer:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    def _generate(self, step: int) -> list[Rollout]:
+    def _generate(self, step: int, entered: threading.Event | None = None) -> list[Rollout]:
         problems = self.source.batch(step, self.cfg.data.prompts_per_step)
-        return self.workers.generate(
-            [self._prompt_ids(p) for p in problems], problems, seed=step_seed(self.cfg.seed, "rollout", step)
-        )
+        prompt_ids = [self._prompt_ids(p) for p in problems]
+        if entered is not None:
+            entered.set()  # RolloutPrefetch.start: the engines are asked now
+        return self.actors.generate(prompt_ids, problems, seed=step_seed(self.cfg.seed, "rollout", step))
 
-    def _judge_and_reference(self, rollouts, steps, outcomes, timer: StageTimer):
-        """The critic's judgements and the reference log-probs [B, L] (None without a KL term),
-        concurrently when ``trainer.overlap``: they are independent."""
+    def _prepare(
+        self, step: int, timer: StageTimer, with_reference: bool, entered: threading.Event | None = None
+    ) -> tuple[Prepared, Any]:
+        """Everything of a step that needs no weights: rollouts, outcomes, steps, judgements.
+        ``with_reference``: the reference log-probs [B, L] too (None without a KL term),
+        computed while the critic judges when ``trainer.overlap`` (they are independent)."""
+        with timer("rollout"):
+            rollouts = self._generate(step, entered)
+        with timer("verify"):
+            outcomes = self.verifier.verify_batch([r.response_text for r in rollouts], [r.problem.answer for r in rollouts])
+        with timer("credit"):
+            steps = cs.segment(rollouts)
         timer.inner.update(("critic", "reference"))
 
         def judge():
             with timer("critic"):
-                return self.judge_stage.run(self.workers, rollouts, steps, outcomes)
+                return self.judge_stage.run(self.actors, rollouts, steps, outcomes)
 
         def reference():
-            if not self.cfg.uses_reference:
+            if not with_reference or not self.cfg.uses_reference:
                 return None
             with timer("reference"):
-                return self.workers.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
+                return self.actors.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
 
-        if self.cfg.trainer.overlap:
-            return concurrently(judge, reference)
-        return judge(), reference()
+        with timer("critic_and_reference"):
+            both = concurrently(judge, reference) if self.cfg.trainer.overlap else (judge(), reference())
+        (judgements, judge_metrics), ref_logprobs = both
+        return Prepared(rollouts, outcomes, steps, judgements, judge_metrics, dict(timer.seconds)), ref_logprobs
 
     def _check_fresh(self, rollouts: list[Rollout]) -> None:
         # rollout_ahead = 1: sampled one version behind the learner; never more, never ahead.
@@ -184,10 +208,10 @@ class Trainer:
 
     def _save(self, step: int) -> None:
         ckpt = self.run_dir / "checkpoints" / f"step_{step:06d}"
-        self.workers.save_checkpoint(ckpt)
+        self.actors.save_checkpoint(ckpt)
         save_trainer_state(
             ckpt, {"step": step, "weight_version": self.version, "next_batch": step + 1},
-            capture_driver_state(self.workers.critic, self.judge_stage.cache),
+            capture_driver_state(self.actors.critic, self.judge_stage.cache),
         )
 
     def _resume(self) -> int:
@@ -201,13 +225,13 @@ class Trainer:
         # trajectory the weights actually took.
         truncate_metrics(self.run_dir, last_step=state["step"])
         log.info("resuming from %s (step %d)", path, state["step"], extra=CONSOLE)
-        self.workers.load_checkpoint(path)
+        self.actors.load_checkpoint(path)
         # Engines restart with the initial weights: push the checkpoint's weights before
         # generating, so no rollout after a resume is made with stale weights.
-        self.version = self.workers.sync_weights(state["weight_version"])
+        self.version = self.actors.sync_weights(state["weight_version"])
         driver_state = load_driver_state(path)
         if driver_state is not None:
-            restore_driver_state(driver_state, self.workers.critic, self.judge_stage.cache)
+            restore_driver_state(driver_state, self.actors.critic, self.judge_stage.cache)
         return state.get("next_batch", state["step"] + 1)
 
     def _critic_name(self) -> str:

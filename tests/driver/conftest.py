@@ -157,6 +157,7 @@ def config(tmp_path):
             "logging.wandb=disabled",
             "logging.progress_bar=false",
             "logging.log_samples=0",
+            "logging.plots=false",
             *extra,
         ])
 

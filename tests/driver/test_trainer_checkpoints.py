@@ -63,6 +63,7 @@ def test_resume_redoes_the_steps_after_the_checkpoint_and_drops_their_rows(confi
     # before the first rollout, and the versions carry on from there.
     assert fresh.synced == [2, 3, 4]
     assert fresh.generated_versions == [2, 3]
+    assert fresh.sampling_seeds[0] == actors.sampling_seeds[2]  # the redone step samples the same
     assert [row["weight_version"] for row in history] == [1, 2, 3, 4]
 
 

@@ -10,8 +10,32 @@ import pytest
 from capo_ray.driver.trainer import StaleRolloutError
 
 
+def engines_in_call_order(actors, steps: int) -> None:
+    """Make the fake's engines behave like Ray actors: a call runs only after the calls made
+    before it. Step t's sync must find step t+1's generation (asked for before it) done; the
+    in-process fake has no queue, so its sync waits for that generation here."""
+    generate, sync = actors.generate, actors.sync_weights
+    done = threading.Condition()
+    finished = [0]
+
+    def generate_in_order(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        with done:
+            finished[0] += 1
+            done.notify_all()
+        return out
+
+    def sync_after_pending_generation(version):
+        with done:  # sync of step t (version t + 1) comes after generation t + 1 was asked
+            assert done.wait_for(lambda: finished[0] >= min(version + 1, steps), timeout=10)
+        return sync(version)
+
+    actors.generate, actors.sync_weights = generate_in_order, sync_after_pending_generation
+
+
 def test_rollout_ahead_trains_one_version_behind_with_behaviour_logprobs(config, trainer):
     t, actors = trainer(config("trainer.steps=3", "trainer.rollout_ahead=1"))
+    engines_in_call_order(actors, steps=3)
     history = t.fit()
     # step 0: generated now at v0; step 1: generated during step 0 (engines still at v0);
     # step 2: generated during step 1, after step 0's sync (v1).
@@ -30,6 +54,7 @@ def test_without_rollout_ahead_every_step_is_on_policy(config, trainer):
 
 def test_staleness_check_allows_exactly_the_configured_lag(config, trainer):
     t, actors = trainer(config("trainer.steps=3", "trainer.rollout_ahead=1"))
+    engines_in_call_order(actors, steps=3)
     actors.lose_syncs = {1}  # the engines miss step 0's update: step 2's rollouts are 2 behind
     with pytest.raises(StaleRolloutError, match=r"version \[0\].* learner is at version 2 .*allows 1\.\.2"):
         t.fit()

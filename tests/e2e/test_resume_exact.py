@@ -1,6 +1,6 @@
 """Exact resume: a driver killed with SIGKILL right after its step-1 checkpoint, run again with
 the same command, resumes and produces the same metrics for the later steps as a run that was
-never interrupted — with a noisy arith critic (flip_noise 0.3), whose random state is in the
+never interrupted (4 steps) — with a noisy arith critic (flip_noise 0.3), whose random state is in the
 checkpoint. Then the credit inspector turns the uninterrupted run into pages that a real
 headless Chromium renders."""
 
@@ -19,7 +19,7 @@ from capo_ray.driver.logger import read_jsonl
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = 3
+STEPS = 4
 # Timings, memory and throughput differ between any two runs; everything else must not.
 VOLATILE_PREFIXES = ("time/", "memory/")
 VOLATILE_SUFFIXES = ("seconds",)  # learner/seconds, learner/rank_seconds
@@ -54,8 +54,8 @@ def _train_and_kill_after_checkpoint(args: list[str], run_dir: Path, step: int) 
         while not marker.exists():
             assert proc.poll() is None, f"the driver exited ({proc.returncode}) before its step-{step} checkpoint"
             assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.2)
-        time.sleep(1.0)  # into the next step: rollouts, critique, maybe a metrics row in flight
+            time.sleep(0.05)
+        # At once: a tiny step takes about a second, and the kill must land mid-run.
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -87,6 +87,7 @@ def runs(tmp_path_factory, tiny_overrides_for):
     _train_and_kill_after_checkpoint([*args, "trainer.run_name=b"], tmp / "b", step=1)
     killed_rows = read_jsonl(tmp / "b" / "metrics.jsonl")
     assert [r["step"] for r in killed_rows][:2] == [0, 1] and len(killed_rows) < STEPS, "the kill came too late"
+    assert not (tmp / "b" / "report.md").exists()
     _train([*args, "trainer.run_name=b"])
     return tmp / "a", tmp / "b"
 

@@ -94,3 +94,12 @@ def test_worker_env_keeps_the_users_own_malloc_setting(monkeypatch):
     assert int(hardware.cpu_worker_env()["MALLOC_MMAP_THRESHOLD_"]) >= 1 << 20
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "12345")
     assert "MALLOC_MMAP_THRESHOLD_" not in hardware.cpu_worker_env()
+
+
+def test_engine_and_learner_threads_follow_the_cores(monkeypatch):
+    monkeypatch.setattr(hardware, "usable_cores", lambda: 16)
+    assert hardware.engine_threads() == 8 and hardware.engine_threads(3) == 3
+    assert hardware.learner_threads(0, ranks=2) == 8 and hardware.learner_threads(2, ranks=2) == 2
+    monkeypatch.setattr(hardware, "usable_cores", lambda: 2)
+    assert hardware.engine_threads() == 1
+    assert hardware.learner_threads(0, ranks=4) == 1  # never 0

@@ -1,0 +1,221 @@
+"""Does CAPO learn better than GRPO? The learning study on the model organism.
+
+    python bench/learning.py --quick          # about 20 min on 2 cores: CAPO vs GRPO, 1 seed
+    python bench/learning.py                  # full: 5 seeds + the ablation grid
+    python bench/learning.py --smoke          # 1 seed, 2 steps, both algorithms (a test)
+
+Every run is the real trainer (``python -m capo_ray.train`` in a subprocess: the same Ray
+actors, vLLM rollout engine, DeepSpeed learner and arith critic as any run) started from the
+same organism (``model=organism``, built once into the model cache) on the ``chain`` task,
+with the same seeds and data for both algorithms. The study only launches runs and reads their
+``metrics.jsonl``: its own cost is a process start per run.
+
+Held-out accuracy is the trainer's periodic greedy evaluation on the chain held-out stream
+(``trainer.eval_every``). Results go to ``--out`` (default ``runs/learning-<mode>``):
+``curves.json`` (every run's per-step curves), ``table.md``, ``accuracy_vs_steps.png``,
+``accuracy_vs_time.png``, ``wrong_steps_among_correct.png``. The last line printed is the
+headline, e.g. ``CAPO/GRPO steps to target: 0.55x (final accuracy CAPO 0.62, GRPO 0.58; 5 seeds)``:
+the target is GRPO's final held-out accuracy (mean over seeds), and the ratio is the median
+over seeds of CAPO's steps to reach it over GRPO's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.learning_report import headline, summarize, write_plots, write_table  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Mode:
+    seeds: int
+    steps: int
+    prompts: int  # prompts per step
+    samples: int  # responses per prompt (group size)
+    eval_every: int
+    eval_limit: int  # held-out problems per evaluation
+    model: str
+    ablation_seeds: int = 0  # 0: no ablations in this mode
+    timeout_s: int = 1800  # per run
+
+
+MODES = {
+    "smoke": Mode(seeds=1, steps=2, prompts=2, samples=4, eval_every=1, eval_limit=8, model="organism-small",
+                  timeout_s=600),
+    "quick": Mode(seeds=1, steps=40, prompts=8, samples=8, eval_every=5, eval_limit=128, model="organism"),
+    "full": Mode(seeds=5, steps=150, prompts=16, samples=8, eval_every=10, eval_limit=256, model="organism",
+                 ablation_seeds=2, timeout_s=3600),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    algo: str
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+MAIN = (Cell("capo", "capo"), Cell("grpo", "grpo"))
+
+
+def ablation_cells() -> list[Cell]:
+    """The paper's and its reviewers' knobs, one at a time around the main CAPO cell (flip
+    noise 0, majority vote of k=4, W_whole 2, W_process 1, std scaling on). The vote rules only
+    differ when critiques disagree, so the vote x k grid runs with flip noise 0.2."""
+    cells = [Cell(f"capo-noise{p}", "capo", (f"critic.flip_noise={p}",)) for p in (0.2, 0.4)]
+    for vote in ("intersection", "majority", "union", "average"):
+        for k in (1, 4, 8):
+            cells.append(Cell(f"capo-noise0.2-{vote}-k{k}", "capo",
+                              ("critic.flip_noise=0.2", f"critic.vote={vote}", f"critic.k={k}")))
+    cells += [Cell(f"capo-wproc{w}", "capo", (f"algo.w_process={w}", "algo.w_whole=2")) for w in (0.1, 2)]
+    cells += [Cell("capo-nostd", "capo", ("algo.scale_std=false",)), Cell("grpo-nostd", "grpo", ("algo.scale_std=false",))]
+    return cells
+
+
+def task_overrides(model: str) -> list[str]:
+    """The chain knobs the organism was trained on (RL asks the same kind of problems)."""
+    from capo_ray.models.organism import FULL, SMALL
+
+    recipe = SMALL if model == "organism-small" else FULL
+    ops = ",".join(f"'{op}'" for op in recipe.operators)
+    return [f"data.operand_max={recipe.operand_max}", f"data.max_value={recipe.max_value}", f"data.operators=[{ops}]"]
+
+
+def run_overrides(mode: Mode, cell: Cell, seed: int, out: Path, lr: float) -> list[str]:
+    batch = mode.prompts * mode.samples
+    return [
+        "model=organism", f"model.path={mode.model}", "data=chain", "data.few_shot=false", f"data.seed={seed}", *task_overrides(mode.model),
+        f"data.prompts_per_step={mode.prompts}", f"rollout.n_samples={mode.samples}",
+        "rollout.max_new_tokens=160", "rollout.engine.max_model_len=512", "rollout.engine.dtype=float32",
+        f"algo={cell.algo}", "algo.kl_coef=0",  # no reference actor: the same for both algorithms
+        "critic=arith", f"critic.seed={seed}",
+        "learner.num_workers=1", f"learner.micro_batch_size={batch}", f"learner.lr={lr}", f"learner.seed={seed}",
+        f"trainer.steps={mode.steps}", f"trainer.eval_every={mode.eval_every}", f"trainer.eval_limit={mode.eval_limit}",
+        "trainer.eval_max_new_tokens=160", f"trainer.output_dir={out / 'runs'}",
+        f"trainer.run_name={cell.name}-seed{seed}", "trainer.resume=false",
+        "logging.wandb=disabled", "logging.progress_bar=false", "logging.log_samples=1",
+        f"seed={seed}", *cell.overrides,
+    ]
+
+
+def launch(overrides: list[str], run_dir: Path, timeout_s: int) -> dict:
+    """One trainer run in its own process; never raises: a failed run is recorded and the
+    study goes on (its cells then report fewer seeds)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    start = time.perf_counter()
+    with (run_dir / "stdout.log").open("w") as log:
+        try:
+            rc = subprocess.run([sys.executable, "-m", "capo_ray.train", *overrides], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            rc = 124
+    return {"rc": rc, "wall_s": time.perf_counter() - start}
+
+
+def read_run(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def curves_of(rows: list[dict]) -> dict:
+    """Per-step series of one run (eval entries only at evaluated steps)."""
+    acc_key, wrong_key = "eval/chain_heldout/pass@1", "eval/chain_heldout/wrong_step_rate_among_correct"
+    wall, out = 0.0, {"step": [], "wall_s": [], "train_accuracy": [], "judge_tokens_per_policy_token": [],
+                      "step_s": [], "eval_step": [], "eval_wall_s": [], "heldout_accuracy": [],
+                      "wrong_steps_among_correct": [], "train_flagged_rate": []}
+    for row in rows:
+        wall += row.get("time/step", 0.0) + row.get("time/eval", 0.0)
+        out["step"].append(row["step"] + 1)
+        out["wall_s"].append(wall)
+        out["step_s"].append(row.get("time/step", 0.0))
+        out["train_accuracy"].append(row.get("outcome/accuracy", 0.0))
+        out["judge_tokens_per_policy_token"].append(row.get("critic/judge_tokens_per_policy_token", 0.0))
+        out["train_flagged_rate"].append(row.get("critic/flagged_response_rate", 0.0))
+        if acc_key in row:
+            out["eval_step"].append(row["step"] + 1)
+            out["eval_wall_s"].append(wall)
+            out["heldout_accuracy"].append(row[acc_key])
+            out["wrong_steps_among_correct"].append(row.get(wrong_key, 0.0))
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="CAPO vs GRPO, 1 seed (~20 min on 2 cores)")
+    group.add_argument("--smoke", action="store_true", help="1 seed, 2 steps, both algorithms, small organism")
+    p.add_argument("--out", type=Path, help="results folder (default runs/learning-<mode>)")
+    p.add_argument("--seeds", type=int, help="override the mode's seed count")
+    p.add_argument("--steps", type=int, help="override the mode's steps per run")
+    p.add_argument("--lr", type=float, default=3e-4, help="RL learning rate (both algorithms)")
+    p.add_argument("--no-ablations", action="store_true", help="full mode: only the main CAPO and GRPO cells")
+    p.add_argument("--cells", help="comma-separated cell names to run (default: the mode's)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = MODES[name]
+    if args.seeds or args.steps:
+        mode = Mode(**{**mode.__dict__, "seeds": args.seeds or mode.seeds, "steps": args.steps or mode.steps,
+                       "eval_every": min(mode.eval_every, args.steps or mode.steps)})
+    out = (args.out or REPO / "runs" / f"learning-{name}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    plan = [(cell, seed) for seed in range(mode.seeds) for cell in MAIN]
+    if mode.ablation_seeds and not args.no_ablations:
+        plan += [(cell, seed) for seed in range(mode.ablation_seeds) for cell in ablation_cells()]
+    if args.cells:
+        wanted = set(args.cells.split(","))
+        plan = [(cell, seed) for cell, seed in plan if cell.name in wanted]
+    runs = []
+    study_start = time.perf_counter()
+    for i, (cell, seed) in enumerate(plan, start=1):
+        run_dir = out / "runs" / f"{cell.name}-seed{seed}"
+        print(f"[{i}/{len(plan)}] {cell.name} seed {seed} ...", flush=True)
+        status = launch(run_overrides(mode, cell, seed, out, args.lr), run_dir, mode.timeout_s)
+        curves = curves_of(read_run(run_dir))
+        ok = status["rc"] == 0 and len(curves["step"]) == mode.steps
+        print(f"    rc {status['rc']}, {len(curves['step'])} steps, {status['wall_s']:.0f} s"
+              + ("" if ok else f" (FAILED: see {run_dir / 'stdout.log'})"), flush=True)
+        runs.append({"cell": cell.name, "algo": cell.algo, "overrides": list(cell.overrides), "seed": seed,
+                     "ok": ok, **status, "curves": curves})
+    summary = summarize(runs)
+    result = {"mode": name, "settings": mode.__dict__, "lr": args.lr, "machine": machine(),
+              "study_wall_s": time.perf_counter() - study_start, "summary": summary, "runs": runs}
+    (out / "curves.json").write_text(json.dumps(result, indent=2))
+    write_table(out / "table.md", result)
+    write_plots(out, runs)
+    print(f"results in {out}")
+    print(headline(summary))
+    return 0 if all(r["ok"] for r in runs) else 1
+
+
+def machine() -> dict:
+    info = {"cpus": os.cpu_count()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags"))
+        info["flags"] = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+        info["load"] = Path("/proc/loadavg").read_text().split()[:3]
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+if __name__ == "__main__":
+    sys.exit(main())
