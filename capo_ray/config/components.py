@@ -38,7 +38,8 @@ class RolloutConfig:
     top_p: float = 1.0
     max_new_tokens: int = 96
     sync_bucket_mb: int = 64  # weight-sync bucket size
-    engine: EngineSettings = field(default_factory=EngineSettings)
+    # dtype auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (capo_ray.hardware)
+    engine: EngineSettings = field(default_factory=lambda: EngineSettings(dtype="auto"))
 
     def __post_init__(self) -> None:
         check(self.num_engines >= 1, "rollout.num_engines: must be >= 1")
@@ -76,7 +77,7 @@ class CriticConfig:
     temperature: float = 0.7
     max_tokens: int = 256
     request_timeout_s: float = 600.0
-    engine: EngineSettings = field(default_factory=lambda: EngineSettings(max_model_len=2048))
+    engine: EngineSettings = field(default_factory=lambda: EngineSettings(dtype="auto", max_model_len=2048))
     # arith backend: probability of flipping each step's verdict in each critique, to exercise
     # voting and study critic noise
     flip_noise: float = 0.0

@@ -5,7 +5,7 @@ Scores a GenPRM setup (backend and model, k, voting rule) on the GSM8K step-erro
 before a training run depends on it (docs/algorithm.md, "Critic quality never checked"). Examples:
     capo-ray-critic-eval judge.flip_noise=0.2
     capo-ray-critic-eval judge.backend=llm judge.model_path=/models/Qwen2.5-72B-Instruct \
-        judge.tensor_parallel_size=4 judge.enforce_eager=false size=500 ks=[1,2,4,8]
+        judge.engine.tensor_parallel_size=4 judge.engine.enforce_eager=false size=500 ks=[1,2,4,8]
     capo-ray-critic-eval judge.backend=llm judge.launch=ray judge.num_engines=4 judge.engine_gpus=1
 
 Writes ``results.md``, ``results.json``, ``examples.jsonl`` and ``config.json`` into

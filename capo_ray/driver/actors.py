@@ -59,6 +59,7 @@ class Actors:
         self.critic: Any = None
         self.engine_dtype = cfg.rollout.engine.dtype  # what "auto" resolved to, once engines start
         self.sync: Any = None  # workers.weight_sync.WeightSyncSession, with the planned meta
+        self.engine_dtype = cfg.rollout.engine.dtype  # what "auto" resolved to, once engines start
         a = cfg.algo
         self.update = UpdateSettings(
             clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
@@ -149,7 +150,6 @@ class Actors:
         self.critic = make_critic(self.cfg, self.groups)
 
     def _connect_sync(self) -> None:
-        from capo_ray.config.engine import resolve_engine_dtype
         from capo_ray.workers.distributed import comm_backend, node_ip
         from capo_ray.workers.weight_sync import PlanWith, WeightSender, connect_weight_sync
 

@@ -60,6 +60,11 @@ def critic_metrics(
         "critic/prompt_tokens": float(prompt_tok),
         "critic/completion_tokens": float(completion_tok),
         "critic/judge_tokens_per_policy_token": _rate(prompt_tok + completion_tok, policy_tokens),
+        # Judge throughput per engine-second (a result's seconds are its share of its engine's
+        # wall time): how close the critic engines run to saturation.
+        "critic/critiques_per_engine_s": _rate(sum(t is not None for j in judged for t in j.critique.texts),
+                                               sum(j.critique.seconds for j in judged)),
+        "critic/tokens_per_engine_s": _rate(prompt_tok + completion_tok, sum(j.critique.seconds for j in judged)),
         "steps/mean_per_response": _rate(sum(len(s.texts) for s in steps), len(steps)),
         "critic/retries": float(sum(j.critique.retries for j in judged)),
     }

@@ -92,14 +92,18 @@ def _share_seconds(results: list[CritiqueResult], seconds: float) -> None:
 class CriticPool:
     """Spreads critique requests over several ``CriticWorker`` actor handles.
 
-    Prompts are cut into contiguous chunks (at most ``max_chunk`` prompts each, so one slow or
-    dead chunk costs little), dealt round-robin to the handles, and collected until a deadline:
-    a chunk that is late or whose actor died comes back as error results, never a hang.
+    Prompts are cut into contiguous chunks, dealt round-robin to the handles, and collected
+    until a deadline: a chunk that is late or whose actor died comes back as error results,
+    never a hang. By default (``max_chunk=None``) each engine gets ONE chunk with all of its
+    share, so every request of the step is in flight at once and vLLM batches them all: small
+    chunks in series would leave a 70B engine mostly idle between calls, and at 1024 x 4
+    critiques the late chunks would meet the deadline and abstain en masse. ``max_chunk`` caps
+    the chunk size (a dead engine then costs less, at the price of serial calls).
     """
 
-    def __init__(self, handles: Sequence[Any], max_chunk: int = 16) -> None:
-        if not handles or max_chunk < 1:
-            raise ValueError("CriticPool needs at least one handle and max_chunk >= 1")
+    def __init__(self, handles: Sequence[Any], max_chunk: int | None = None) -> None:
+        if not handles or (max_chunk is not None and max_chunk < 1):
+            raise ValueError("CriticPool needs at least one handle and max_chunk >= 1 (or None)")
         self.handles, self.max_chunk = list(handles), max_chunk
         self._next = 0  # round-robin cursor, kept across calls to even out the load
 
@@ -109,7 +113,7 @@ class CriticPool:
         import ray
 
         per_handle = -(-len(prompts) // len(self.handles)) if prompts else 1
-        size = max(1, min(self.max_chunk, per_handle))
+        size = max(1, per_handle if self.max_chunk is None else min(self.max_chunk, per_handle))
         chunks = [(lo, min(lo + size, len(prompts))) for lo in range(0, len(prompts), size)]
         refs = {}
         for lo, hi in chunks:

@@ -185,7 +185,7 @@ class LearnerWorker(RankActor):
         On-policy shortcut: with one epoch and one mini-batch the weights have not moved since
         the rollout, so old log probs = current log probs (detached) and the ratio is exactly
         1; this saves a forward pass and ignores the engine-vs-learner numerical mismatch.
-        ``off_policy`` (rollouts sampled with older weights, trainer.rollout_ahead) turns it off.
+        ``update.off_policy`` (rollouts sampled with older weights, trainer.rollout_ahead) turns it off.
         Otherwise ``shard.old_logprobs`` must hold the behaviour log probs (from
         ``compute_logprobs`` before training, or from the rollout engine).
 

