@@ -149,24 +149,19 @@ class Gsm8kSolutions:
     """GSM8K train solutions, asked the way ``data=gsm8k_train`` asks during RL."""
 
     def __init__(self, data: DataConfig, seed: int) -> None:
-        from capo_ray.data.datasets import resolve_data_dir
+        from capo_ray.data.datasets import read_rows, resolve_data_dir
 
         path = Path(data.path) if data.path else resolve_data_dir(data.data_dir) / "gsm8k_train.jsonl"
         examples = []
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    question, raw = row["question"], row["answer"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise ValueError(f"{path}:{line_no}: need a JSON object with 'question' and 'answer'") from None
-                solution = gsm8k_solution(raw)
-                if solution is None:
-                    raise ValueError(f"{path}:{line_no}: the answer has no '#### <final answer>' line")
-                problem = Problem(uid=f"gsm8k_train:{line_no}", question=question, answer="")
-                examples.append(Example(_as_turns(prompt_messages(data, problem)), solution))
+        for line_no, row in read_rows(path):  # names file and line on a malformed row
+            question, raw = row.get("question"), row.get("answer")
+            if not isinstance(question, str) or not isinstance(raw, str):
+                raise ValueError(f"{path}:{line_no}: need a JSON object with 'question' and 'answer'")
+            solution = gsm8k_solution(raw)
+            if solution is None:
+                raise ValueError(f"{path}:{line_no}: the answer has no '#### <final answer>' line")
+            problem = Problem(uid=f"gsm8k_train:{line_no}", question=question, answer="")
+            examples.append(Example(_as_turns(prompt_messages(data, problem)), solution))
         self.pairs = PairsSource(examples, seed)
 
     def batch(self, index: int, size: int) -> list[Example]:
