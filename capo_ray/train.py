@@ -26,15 +26,16 @@ def run(cfg: Config) -> Path:
     """Train with a validated config; returns the run directory (metrics, report, checkpoints)."""
     from capo_ray.driver.console import console
 
+    started_at = time.monotonic()  # trainer.time_budget_s covers start-up and restarts too
     run_dir = make_run_dir(cfg)
     console.open(run_dir, cfg.logging.verbose)
     try:
-        return _train(cfg, run_dir)
+        return _train(cfg, run_dir, started_at)
     finally:
         console.close()
 
 
-def _train(cfg: Config, run_dir: Path) -> Path:
+def _train(cfg: Config, run_dir: Path, started_at: float) -> Path:
     from capo_ray.driver.cluster import start_actors
     from capo_ray.driver.console import CONSOLE, console
     from capo_ray.driver.recovery import is_recoverable
@@ -50,7 +51,7 @@ def _train(cfg: Config, run_dir: Path) -> Path:
     while True:
         workers = start_actors(cfg)
         try:
-            history = Trainer(cfg, workers, tokenizer, run_dir).fit()
+            history = Trainer(cfg, workers, tokenizer, run_dir, started_at=started_at).fit()
             break
         except Exception as err:
             failures += 1

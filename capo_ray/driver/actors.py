@@ -237,22 +237,30 @@ class Actors:
         return peak_rss_of_pids()
 
     def shutdown(self) -> None:
+        """Stop everything this run started. Each part is stopped even when an earlier one
+        fails (a dead actor, a broken sync group), and Ray last: a half-stopped run must never
+        leave a connected Ray whose placement groups hold the cores the next run needs."""
         import ray
 
         from capo_ray.workers.actor_group import kill_actors
 
-        if self.sync is not None:
-            self.sync.close()
+        steps = [
+            ("weight-sync session", lambda: self.sync is not None and self.sync.close()),
+            ("learner", lambda: self.learner is not None and self.learner.shutdown()),
+            ("engines and reference", lambda: kill_actors(self.engines + [self.reference])),
+            ("critic", lambda: self.critic is not None and self.critic.shutdown()),
+            ("placement groups", lambda: self.groups is not None and self.groups.remove()),
+        ]
+        try:
+            for what, stop in steps:
+                try:
+                    stop()
+                except Exception as err:  # noqa: BLE001 - keep stopping the rest
+                    log.warning("shutdown: stopping the %s failed: %s: %s", what, type(err).__name__, err)
+        finally:
             self.sync = None
-        if self.learner is not None:
-            self.learner.shutdown()
-        kill_actors(self.engines + [self.reference])
-        if self.critic is not None:
-            self.critic.shutdown()
-        if self.groups is not None:
-            self.groups.remove()
-        if self.owns_ray:
-            ray.shutdown()
+            if self.owns_ray:
+                ray.shutdown()
 
 
 def _split(items: list[int], parts: int) -> list[list[int]]:

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import time
 
-# When this run's driver began (imported as the run starts, before any actor): the budget
-# covers start-up too, which on a busy machine took minutes.
-RUN_START = time.monotonic()
-
-
 class StepBudget:
     def __init__(self, seconds: float, clock=time.monotonic, start: float | None = None) -> None:
         self.seconds = seconds  # 0: no budget

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from capo_ray.config.strict import to_dict
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.data.sources import make_source
 from capo_ray.driver import credit_stage as cs
-from capo_ray.driver.budget import RUN_START, StepBudget
+from capo_ray.driver.budget import StepBudget
 from capo_ray.driver.console import CONSOLE, console
 from capo_ray.driver.checkpoint import (
     capture_driver_state, latest_checkpoint, load_driver_state, restore_driver_state, save_trainer_state,
@@ -49,9 +50,13 @@ class StaleRolloutError(RuntimeError):
 
 class Trainer:
     def __init__(
-        self, cfg: Config, actors: Any, tokenizer: Any, run_dir: Path, verifier: Verifier | None = None
+        self, cfg: Config, actors: Any, tokenizer: Any, run_dir: Path, verifier: Verifier | None = None,
+        started_at: float | None = None,
     ) -> None:
         """``verifier``: a custom outcome reward (any ``Verifier``) instead of ``data.verifier``."""
+        # trainer.time_budget_s counts from here, or from the run's start (``started_at``,
+        # time.monotonic()) so that actor start-up, minutes on a busy CPU, is inside it.
+        self.started_at = time.monotonic() if started_at is None else started_at
         self.cfg = cfg
         self.actors = actors
         self.tokenizer = tokenizer
@@ -72,7 +77,7 @@ class Trainer:
         start = self._resume()
         total = self.cfg.trainer.steps
         progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
-        budget = StepBudget(self.cfg.trainer.time_budget_s, start=RUN_START)
+        budget = StepBudget(self.cfg.trainer.time_budget_s, start=self.started_at)
         try:
             for step in range(start, total):
                 if not budget.allows_another():
