@@ -150,7 +150,7 @@ def test_step_deadline_bounds_a_step_whose_requests_all_hang(served):
 
 def test_short_training_run_judged_by_the_served_model(served, tiny_config, tmp_path):
     from capo_ray.driver.cluster import start_actors
-    from capo_ray.driver.trainer import Trainer
+    from capo_ray.driver.trainer import Trainer, write_config
     from capo_ray.models.resolve import load_policy_tokenizer
 
     url, proxy = served
@@ -163,6 +163,7 @@ def test_short_training_run_judged_by_the_served_model(served, tiny_config, tmp_
     )  # fmt: skip
     run_dir = tmp_path / "run"
     run_dir.mkdir()
+    write_config(run_dir, cfg)  # as capo_ray.train does before the run
     workers = start_actors(cfg)
     try:
         history = Trainer(cfg, workers, load_policy_tokenizer(cfg.model.path), run_dir).fit()
