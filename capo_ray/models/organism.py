@@ -22,7 +22,9 @@ runs, tests and the study reuse it. ``python -m capo_ray.models.organism`` build
 from __future__ import annotations
 
 import json
+import re
 import string
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -30,6 +32,16 @@ from capo_ray.models.cache import build_once
 
 SPECIALS = ("<|pad|>", "<|unk|>", "<|user|>", "<|assistant|>", "<|end|>")
 CHARS = tuple(c for c in string.printable if c not in "\t\r\x0b\x0c")  # printable ASCII, space, \n
+# The chain task's fixed text as single tokens (docs/learning-study.md measured this against
+# characters and against numbers alone): "Step k: " and the label "k)" name operation k, and an
+# operation with its operand (" * 3") reads the same in the question ("2) * 3") and in the step
+# ("17 * 3 = 51"), so step k copies one token from after "k)" and the result is a lookup of
+# (value, operation) among a few hundred facts.
+FRAGMENTS = (("Start with ", ". Apply in order: ", "Step ", ": ", " + ", " - ", " * ", " = ", ", ",
+              "The answer is \\boxed{", "}.")
+             + tuple(f"Step {k}: " for k in range(1, 10)) + tuple(f"{k})" for k in range(1, 10))
+             + tuple(f" {op} {b}" for op in "+-*" for b in range(10)))
+NUMBERS = tuple(str(n) for n in range(10, 100))  # 0-9 are characters already
 CHAT_TEMPLATE = (
     "{% for m in messages %}"
     "{% if m['role'] == 'user' %}<|user|>{{ m['content'] }}"
@@ -43,43 +55,52 @@ CHAT_TEMPLATE = (
 class Recipe:
     """Architecture, data and schedule of one organism build (the name keys the cache)."""
 
-    name: str = "organism-v2"
+    name: str = "organism-v3"
     hidden: int = 128
     layers: int = 4
     heads: int = 4  # head_dim = hidden / heads = 32
-    intermediate: int = 512
-    steps: int = 700
-    batch_size: int = 16
+    intermediate: int = 256  # 512 learned no better per step (docs/learning-study.md) and cost 1.4x
+    # Batch 32 over batch 128 at the same examples seen: 4x the optimizer steps, and the
+    # arithmetic appeared after ~300 steps of 32 where 95 steps of 128 were still at chance.
+    steps: int = 600
+    batch_size: int = 32
     lr: float = 3e-3
-    warmup_steps: int = 20
+    warmup_steps: int = 30
     min_lr_ratio: float = 0.05
+    ramp_steps: int = 300  # curriculum: 1-2 operations first, growing to 3-6 (ChainSolutions)
     propagate_error: float = 0.03
     slip_error: float = 0.05
-    # Values 0-20 and operands 1-5 (~250 distinct operations): learnable from the ~50k
-    # operations 2 cores see in half an hour; 0-99 with operands 1-9 (~1,500) was not.
+    # Values 0-20 and operands 1-5 (~250 distinct operations, one token per number).
     operand_max: int = 5
     max_value: int = 20
     operators: tuple[str, ...] = ("+", "-", "*")
-    threads: int = 1
+    threads: int = 2
     seed: int = 0
     eval_problems: int = 128
 
 
 FULL = Recipe()
 # A much smaller one for tests: seconds to build, learns the format, not the arithmetic.
-SMALL = Recipe(name="organism-small-v2", hidden=64, layers=2, heads=2, intermediate=128, steps=30,
-               batch_size=16, lr=3e-3, warmup_steps=5, eval_problems=16)
+SMALL = Recipe(name="organism-small-v3", hidden=64, layers=2, heads=2, intermediate=128, steps=30,
+               batch_size=16, lr=3e-3, warmup_steps=5, ramp_steps=0, threads=1, eval_problems=16)
+
+
+def token_pattern() -> str:
+    """Pre-tokenizer: at each position the longest fragment, else a two-digit number, else one
+    character. Every character is also a token, so any printable text round-trips exactly."""
+    fragments = "|".join(re.escape(f) for f in sorted(FRAGMENTS, key=len, reverse=True))
+    return fragments + r"|[1-9]\d|[\s\S]"
 
 
 def build_tokenizer():
-    """The character-level tokenizer as a transformers fast tokenizer (saved as tokenizer.json,
-    which vLLM and AutoTokenizer both load)."""
+    """The organism's tokenizer as a transformers fast tokenizer (saved as tokenizer.json,
+    which vLLM and AutoTokenizer both load); decoding concatenates the token strings."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(SPECIALS + CHARS)}
+    vocab = {token: i for i, token in enumerate(SPECIALS + CHARS + FRAGMENTS + NUMBERS)}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<|unk|>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(token_pattern()), behavior="isolated")
     core.decoder = decoders.Fuse()
     core.add_special_tokens(list(SPECIALS))
     tok = PreTrainedTokenizerFast(
@@ -135,11 +156,25 @@ def build(out: Path, recipe: Recipe, progress_bar: bool = True) -> None:
     from capo_ray.models.organism_eval import measure
     from capo_ray.sft.runner import run
 
+    from capo_ray.sft.examples import ChainSolutions
+
     init_model(out, recipe)
     cfg = sft_config(recipe, out, progress_bar)
-    run(cfg, model_path=str(out))
-    report = {"recipe": asdict(recipe), "measured": measure(out, cfg.data, recipe.eval_problems, recipe.threads)}
+    start, load_before = time.perf_counter(), machine()["load_average"]
+    run(cfg, ChainSolutions(cfg.data, recipe.propagate_error, recipe.slip_error, recipe.ramp_steps), str(out))
+    build_s = time.perf_counter() - start
+    report = {"recipe": asdict(recipe), "sft_seconds": round(build_s, 1), "machine": {**machine(), "load_average_before": load_before},
+              "measured": measure(out, cfg.data, recipe.eval_problems, recipe.threads)}
     (out / "organism.json").write_text(json.dumps(report, indent=2))
+
+
+def machine() -> dict[str, str]:
+    """Where a build ran: its figures mean little without the CPU and how busy it was."""
+    import os
+
+    from capo_ray.hardware import cpu_info
+
+    return {"cpu": cpu_info().describe(), "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 def organism_path(recipe: Recipe = FULL) -> Path:

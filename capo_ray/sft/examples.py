@@ -110,22 +110,37 @@ class PairsSource:
 
 
 class ChainSolutions:
-    """Chain problems of the train stream with solutions that contain the configured errors."""
+    """Chain problems of the train stream with solutions that contain the configured errors.
 
-    def __init__(self, data: DataConfig, propagate: float, slip: float) -> None:
-        from capo_ray.data.chain import ChainStream, SolutionErrors
+    ``ramp_steps`` > 0 is a curriculum: batch ``i < ramp_steps`` draws problems of 1 to ``m``
+    operations, ``m`` growing from 2 to ``max_ops``, so copying and the operation table are
+    learned on short chains first. Short chains are never in the 3-6 held-out stream, and a
+    ramp problem still comes from the train split of its own shorter stream."""
+
+    def __init__(self, data: DataConfig, propagate: float, slip: float, ramp_steps: int = 0) -> None:
+        from capo_ray.data.chain import SolutionErrors
         from capo_ray.data.sources import chain_spec
 
-        self.data = data
-        self.stream = ChainStream(chain_spec(data), data.seed, "train")
+        self.data, self.spec, self.ramp_steps = data, chain_spec(data), ramp_steps
         self.errors = SolutionErrors(propagate, slip)
+
+    def stream(self, index: int):
+        from dataclasses import replace
+
+        from capo_ray.data.chain import ChainStream
+
+        spec = self.spec
+        if index < self.ramp_steps:
+            top = min(spec.max_ops, 2 + (spec.max_ops - 1) * index // self.ramp_steps)
+            spec = replace(spec, min_ops=1, max_ops=top)
+        return ChainStream(spec, self.data.seed, "train")
 
     def batch(self, index: int, size: int) -> list[Example]:
         from capo_ray.data.chain import solution_text, to_problem
 
         rng = random.Random(f"sft-errors:{self.data.seed}:{index}")
         out = []
-        for chain in self.stream.chains(index, size):
+        for chain in self.stream(index).chains(index, size):
             problem = to_problem(chain, "")
             text = solution_text(chain, rng, self.errors).text
             out.append(Example(_as_turns(prompt_messages(self.data, problem)), text))

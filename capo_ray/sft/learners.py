@@ -47,7 +47,8 @@ class TorchLearner:
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+            [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr,
+            betas=(0.9, 0.98),  # the organism's measured recipe (docs/learning-study.md): short from-scratch runs
         )
         self.grad_clip, self.micro = grad_clip, micro_batch_size
 

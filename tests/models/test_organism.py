@@ -1,24 +1,37 @@
 import random
+import re
 
 import pytest
 
 from capo_ray.data.chain import ChainSpec, ChainStream, SolutionErrors, chain_messages, solution_text
-from capo_ray.models.organism import CHAT_TEMPLATE, SPECIALS, build_tokenizer, init_model, SMALL
+from capo_ray.models.organism import CHAT_TEMPLATE, FRAGMENTS, SMALL, SPECIALS, build_tokenizer, init_model
 from capo_ray.models.organism_eval import score_responses
 
 
-def test_tokenizer_round_trips_the_task_text_one_token_per_character():
+def test_tokenizer_round_trips_the_task_text_with_one_token_per_number_and_operation():
     tok = build_tokenizer()
     rng = random.Random(0)
-    for chain in ChainStream(ChainSpec(), seed=0).chains(0, 30):
-        for text in (chain.question, solution_text(chain, rng, SolutionErrors(0.3, 0.3)).text):
-            ids = tok.encode(text, add_special_tokens=False)
-            assert len(ids) == len(text)  # digits are single tokens
-            assert tok.decode(ids) == text
-    assert tok.decode(tok.encode("Step 1: 7 + 5 = 12\n\\boxed{-3}.", add_special_tokens=False)) == (
-        "Step 1: 7 + 5 = 12\n\\boxed{-3}."
-    )
-    assert len(tok) == len(SPECIALS) + 96
+    for spec in (ChainSpec(), ChainSpec(operand_max=5, max_value=20)):
+        for chain in ChainStream(spec, seed=0).chains(0, 30):
+            for text in (chain.question, solution_text(chain, rng, SolutionErrors(0.3, 0.3)).text):
+                ids = tok.encode(text, add_special_tokens=False)
+                assert tok.decode(ids) == text
+                pieces = tok.convert_ids_to_tokens(ids)
+                assert "<|unk|>" not in pieces
+                spans = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+                for number in re.finditer(r"\d+", text):
+                    if len(number.group()) <= 2:  # errors that propagate can pass 99
+                        # one token holds the whole number: never split over two tokens
+                        assert any(a <= number.start() and number.end() <= b for a, b in spans), (text, number)
+    step = tok.convert_ids_to_tokens(tok.encode("Step 2: 17 * 3 = 51\n", add_special_tokens=False))
+    assert step == ["Step 2: ", "17", " * 3", " = ", "51", "\n"]
+    question = tok.convert_ids_to_tokens(tok.encode("Start with 7. Apply in order: 1) + 5, 2) * 3.",
+                                                    add_special_tokens=False))
+    assert question == ["Start with ", "7", ". Apply in order: ", "1)", " + 5", ", ", "2)", " * 3", "."]
+    # any printable text still round-trips (unseen numbers and words fall back to characters)
+    for text in ("Step 1: 7 + 5 = 12\n\\boxed{-3}.", "1234 - 100 = 1134", "Starts within 05 steps; ok?\n\n~`"):
+        assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
+    assert len(tok) == len(SPECIALS) + 96 + len(FRAGMENTS) + 90  # + numbers 10-99
 
 
 def test_chat_template_drops_the_system_turn_and_opens_the_answer(tmp_path):
@@ -41,7 +54,7 @@ def test_initial_model_has_the_recipes_shape(tmp_path):
 
     init_model(tmp_path, SMALL)
     cfg = AutoConfig.from_pretrained(tmp_path)
-    assert cfg.hidden_size == SMALL.hidden and cfg.head_dim == 32 and cfg.vocab_size == len(SPECIALS) + 96
+    assert cfg.hidden_size == SMALL.hidden and cfg.head_dim == 32 and cfg.vocab_size == len(build_tokenizer())
 
 
 def test_scores_count_wrong_steps_among_correct_answers():

@@ -68,6 +68,23 @@ def test_chain_solutions_are_reproducible_and_carry_the_configured_errors():
     assert sum(any(check_step(line)[0] for line in ex.response.splitlines()) for ex in noisy) > 20
 
 
+def test_chain_curriculum_grows_from_short_chains_and_never_asks_held_out_problems():
+    from capo_ray.data.chain import is_heldout
+
+    data = DataConfig(name="chain", few_shot=False, operand_max=5, max_value=20)
+    source = ChainSolutions(data, 0.0, 0.0, ramp_steps=100)
+
+    def ops(index):
+        return [ex.response.count("Step ") for ex in source.batch(index, 64)]
+
+    assert max(ops(0)) == 2 and min(ops(0)) == 1
+    assert max(ops(50)) == 4
+    assert min(ops(100)) >= 3 and max(ops(100)) == 6
+    assert ops(100) == [ex.response.count("Step ") for ex in ChainSolutions(data, 0.0, 0.0).batch(100, 64)]
+    questions = [ex.prompt[-1][1] for i in (0, 50, 99) for ex in source.batch(i, 64)]
+    assert not any(is_heldout(q) for q in questions)
+
+
 def test_gsm8k_solution_format():
     raw = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 in all.\n#### 1,072"
     assert gsm8k_solution(raw) == (
