@@ -45,7 +45,7 @@ class Mode:
     eval_every: int
     eval_limit: int  # held-out problems per evaluation
     model: str
-    max_new_tokens: int = 160  # a 6-operation solution is ~145 characters (= tokens)
+    max_new_tokens: int = 64  # a 6-operation solution is 40 organism tokens (~145 characters)
     ablation_seeds: int = 0  # 0: no ablations in this mode
     timeout_s: int = 1800  # per run
 
