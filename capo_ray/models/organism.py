@@ -1,19 +1,22 @@
-"""The model organism: a Llama of a few million parameters that learns the ``chain`` task from
+"""The model organism: a Llama of under a million parameters that learns the ``chain`` task from
 scratch, so CAPO and GRPO can be compared over hundreds of RL steps on a laptop CPU.
 
 Why these choices (docs/learning-study.md has the measurements):
 
-- **One token per character** (``tokenizers`` WordLevel over printable ASCII plus newline,
-  decoded by concatenation): every digit is its own token, so an operation is learned digit by
-  digit (a units table and a carry) instead of as one lookup per pair of whole numbers, and the
-  text round-trips exactly, which the character-offset credit mapping needs. About 100 tokens.
+- **A task tokenizer of 250 tokens** (``tokenizers`` WordLevel, decoded by concatenation): one
+  token per number 0-99, per operation with its operand (" * 3"), per step label ("Step 2: ",
+  "2)") and per fixed phrase, with every printable character as the fallback, so any text
+  round-trips exactly (the character-offset credit mapping needs it). A step is then two
+  copies and one lookup among a few hundred facts, and a problem is ~65 tokens, not ~250:
+  the character tokenizer this replaced reached 6% accuracy in the same build time.
 - **Chat template** ``<|user|>question<|assistant|>response<|end|>``: system turns are not
   rendered (the organism never saw one, and they would triple the prompt length).
 - **Llama, head_dim 32** (the smallest vLLM's CPU attention takes), untied embeddings.
 - **Training data**: chain solutions in which a share of the steps are wrong, of two kinds
   (``capo_ray.data.chain.solution_text``): errors that propagate to a wrong final answer and
   slips the next step ignores (right final answer, a wrong step: what outcome rewards miss).
-  Trained with the SFT command's plain-torch learner (``capo_ray.sft``) on one thread.
+  Trained with the SFT command's plain-torch learner (``capo_ray.sft``), batch 32, after a
+  curriculum from 1-2 operations to 3-6.
 
 ``organism_path()`` builds it once into the model cache (``~/.cache/capo_ray/models``); later
 runs, tests and the study reuse it. ``python -m capo_ray.models.organism`` builds and measures.
