@@ -117,7 +117,7 @@ def run_capo_ray(args, out_dir: Path, name: str, overrides: list[str]) -> dict:
         f"trainer.steps={args.steps}", f"data.prompts_per_step={args.prompts}",
         f"rollout.n_samples={args.group}", f"rollout.max_new_tokens={args.max_new}",
         f"rollout.temperature={args.temperature}", f"learner.lr={args.lr}", f"algo.kl_coef={args.kl}",
-        "logging.wandb=disabled", "logging.progress_bar=false", "trainer.save_every=0",
+        "logging.wandb=disabled", "logging.progress_bar=false", "trainer.save_every=0", "trainer.time_budget_s=0",
         "trainer.resume=false", f"trainer.output_dir={run_dir.parent}", f"trainer.run_name={run_dir.name}",
     ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
