@@ -78,6 +78,7 @@ class LearnerSettings:
     seed: int = 0
     offload: bool = False
     log_entropy: bool = True  # entropy metric: one extra softmax over the kept logits
+    logprob_chunk_tokens: int = 0  # > 0: log probs from the LM head in chunks (workers.chunked_head)
     dist_timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
@@ -284,6 +285,7 @@ class LearnerWorker(RankActor):
             with_entropy=self.settings.log_entropy,
             response_mask=micro.response_mask,
             share_prefix=self._share_prefix,
+            chunk_tokens=self.settings.logprob_chunk_tokens,
         )
         return out if self.settings.log_entropy else (out, None)
 
@@ -324,6 +326,7 @@ class LearnerWorker(RankActor):
                 temperature=self.settings.temperature,
                 response_mask=None if response_mask is None else response_mask.to(self.device),
                 share_prefix=self._share_prefix,
+                chunk_tokens=self.settings.logprob_chunk_tokens,
             )
         return out.cpu()
 
