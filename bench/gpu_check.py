@@ -41,7 +41,9 @@ def _model(device: str, dtype: torch.dtype, hidden: int, layers: int, vocab: int
                       num_attention_heads=max(1, hidden // 64), num_key_value_heads=max(1, hidden // 256),
                       max_position_embeddings=8192, tie_word_embeddings=False)  # fmt: skip
     torch.manual_seed(0)
-    return LlamaForCausalLM(cfg).to(device=device, dtype=dtype)
+    with torch.device(device):  # initialized where it runs: a 0.8B model's CPU init takes a while
+        model = LlamaForCausalLM(cfg)
+    return model.to(dtype=dtype)
 
 
 def _batch(args, device):
@@ -86,8 +88,16 @@ def _learner(args, chunk_tokens: int) -> str:
     loss, secs = _learner_step(model, args, chunk_tokens, lambda loss: loss.backward())
     grads = sum(p.grad is not None for p in model.parameters())
     chunks = f"chunks of {chunk_tokens}" if chunk_tokens else "full logits"
-    return (f"{str(dtype)[6:]} {args.rows}x{args.length} tokens, {chunks}, loss {loss:.4f}, {grads} grads, "
+    line = (f"{str(dtype)[6:]} {args.rows}x{args.length} tokens, {chunks}, loss {loss:.4f}, {grads} grads, "
             f"{secs:.2f} s, {_peak(args)}")  # fmt: skip
+    if args.device == "cuda":
+        peaks = vars(args).setdefault("peaks", {})
+        peaks[bool(chunk_tokens)] = torch.cuda.max_memory_allocated() / 2**30
+        if len(peaks) == 2:
+            line += f"; chunking saves {peaks[False] - peaks[True]:.2f} GiB"
+        del model
+        torch.cuda.empty_cache()
+    return line
 
 
 def check_learner(args) -> str:
