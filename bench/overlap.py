@@ -5,8 +5,12 @@
     python bench/overlap.py --steps 4 -- rollout.max_new_tokens=32   # extra overrides after --
 
 For ``--critic openai`` start a server first, e.g.
-    python -m vllm.entrypoints.openai.api_server --model ~/.cache/capo_ray/models/smollm2-135m-instruct \
-        --served-model-name judge --host 127.0.0.1 --port 8000 --enforce-eager --dtype bfloat16
+    VLLM_CPU_KVCACHE_SPACE=1 python -m vllm.entrypoints.openai.api_server \
+        --model ~/.cache/capo_ray/models/smollm2-135m-instruct --served-model-name judge \
+        --host 127.0.0.1 --port 8000 --enforce-eager --dtype float32 --max-model-len 2048
+(on CPU, vLLM reserves ``--gpu-memory-utilization`` of the machine's RAM unless the KV-cache
+size is given, so a busy machine refuses to start it; use bfloat16 where the CPU has native
+bf16, see docs/cpu-notes.md).
 
 Each mode is one short training run on the same actors (weights reset to version 0 between
 runs). Step 0 warms up and is left out; the table gives mean seconds of steps 1.. per stage and
