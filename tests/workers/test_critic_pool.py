@@ -55,7 +55,7 @@ def critics():
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": {"PYTHONPATH": REPO}})  # fmt: skip
     try:
-        settings = EngineSettings(max_model_len=2048, kv_cache_gib=0.25)
+        settings = EngineSettings(max_model_len=1024, kv_cache_gib=0.25)  # the tiny model's context
         env = {**engine_env("cpu"), "PYTHONPATH": REPO}
         handles = [
             ray.remote(num_cpus=0.5)(TimedCritic).options(runtime_env={"env_vars": env})
@@ -83,8 +83,8 @@ def test_each_actor_gets_its_share_as_one_batch_all_in_flight_at_once(critics):
 def test_a_busy_actor_share_abstains_at_the_deadline_and_the_rest_is_kept(critics):
     ray, handles = critics
     # Actor 1 is still busy (a straggler, or a previous step's late batch: Ray cannot interrupt
-    # a running call), with far more work than the deadline: 16 x 8 critiques of 1,024 tokens.
-    busy = handles[1].critique.remote([_prompt(i) for i in range(16)], 8, 1.0, 1024)
+    # a running call), with far more work than the deadline: 32 x 8 critiques of 900 tokens.
+    busy = handles[1].critique.remote([_prompt(i) for i in range(32)], 8, 1.0, 900)
     time.sleep(1.0)  # let it start
     deadline = 15.0
     prompts = [_prompt(i) for i in range(4)]
