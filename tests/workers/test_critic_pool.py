@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from capo_ray.config.engine import EngineSettings
+from capo_ray.driver.metrics import critic_metrics
+from capo_ray.driver.records import Judgement
 from capo_ray.models.tiny import tiny_model_path
 from capo_ray.workers.critic_llm import CriticPool, CriticWorker
 from capo_ray.workers.vllm_engine import EngineConfig, engine_env
@@ -98,3 +100,9 @@ def test_a_busy_actor_share_abstains_at_the_deadline_and_the_rest_is_kept(critic
     assert len(late) == 2 and all(r.texts == [None, None] and "critic timeout" in r.error for r in late)
     assert all(r.seconds >= deadline - 0.5 for r in late)  # the time a late request cost is counted
     assert not ray.wait([busy], timeout=0)[0], "the busy batch finished early: the test proved nothing"
+    # Counted by the step metrics as the trainer reports them.
+    judged = [Judgement(r, [None if t is None else frozenset() for t in r.texts],
+                        None if r.error else [0.0]) for r in results]  # fmt: skip
+    metrics = critic_metrics([], judged, policy_tokens=100)
+    assert metrics["critic/failed_requests"] == 2 and metrics["critic/failed_critiques"] == 4
+    assert metrics["critic/abstain_rate"] == 0.5 and metrics["critic/critiques_per_engine_s"] > 0
