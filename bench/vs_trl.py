@@ -1,8 +1,8 @@
 """Same work, side by side: TRL's GRPOTrainer and ``capo_ray.train algo=grpo``, then CAPO's
 overhead over GRPO (arith critic, LLM critic) split by stage.
 
-    .venv/bin/python bench/vs_trl.py            # 4 optimizer steps per run (~25 min on 2 cores)
-    .venv/bin/python bench/vs_trl.py --quick    # 2 steps, no LLM-critic run (~10 min)
+    .venv/bin/python bench/vs_trl.py            # 3 optimizer steps per run, 2 with the LLM critic
+    .venv/bin/python bench/vs_trl.py --quick    # 2 steps, no LLM-critic run
     .venv/bin/python bench/vs_trl.py --steps 3 --skip trl
 
 Both trainers get the same work: SmolLM2-135M-Instruct in fp32, the same prompts (the built-in
@@ -110,14 +110,14 @@ def run_trl(args, out_dir: Path) -> dict:
 # --- capo-ray -----------------------------------------------------------------------------------
 
 
-def run_capo_ray(args, out_dir: Path, name: str, overrides: list[str]) -> dict:
+def run_capo_ray(args, out_dir: Path, name: str, overrides: list[str], steps: int | None = None) -> dict:
     run_dir = out_dir / name.replace(" ", "_")
     cmd = [
         sys.executable, "-m", "capo_ray.train", *overrides, f"model={args.model}",
-        f"trainer.steps={args.steps}", f"data.prompts_per_step={args.prompts}",
+        f"trainer.steps={steps or args.steps}", f"data.prompts_per_step={args.prompts}",
         f"rollout.n_samples={args.group}", f"rollout.max_new_tokens={args.max_new}",
         f"rollout.temperature={args.temperature}", f"learner.lr={args.lr}", f"algo.kl_coef={args.kl}",
-        "logging.wandb=disabled", "logging.progress_bar=false", "trainer.save_every=0",
+        "logging.wandb=disabled", "logging.progress_bar=false", "trainer.save_every=0", "trainer.time_budget_s=0",
         "trainer.resume=false", f"trainer.output_dir={run_dir.parent}", f"trainer.run_name={run_dir.name}",
     ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
@@ -179,7 +179,10 @@ def print_report(args, runs: dict[str, dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (>= 2)")
+    # Sized so the whole comparison fits in about 45 minutes on a busy 2-core AVX2 machine, where
+    # one TRL step took 320-430 s and one LLM-critic step 234 s (README).
+    parser.add_argument("--steps", type=int, default=3, help="optimizer steps per run (>= 2)")
+    parser.add_argument("--llm-steps", type=int, default=2, help="steps of the LLM-critic run (>= 2)")
     parser.add_argument("--quick", action="store_true", help="2 steps and no LLM-critic run")
     parser.add_argument("--model", default="smollm2", choices=["smollm2", "tiny"], help="tiny: a smoke test")
     parser.add_argument("--prompts", type=int, default=4)
@@ -194,7 +197,7 @@ def main() -> None:
     if args.quick:
         args.steps = min(args.steps, 2)
         args.skip = sorted(set(args.skip) | {"capo_llm"})
-    if args.steps < 2:
+    if args.steps < 2 or args.llm_steps < 2:
         parser.error("--steps must be >= 2 (the first step is warm-up)")
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     out_dir = Path(args.out or tempfile.mkdtemp(prefix="vs_trl_"))
@@ -202,7 +205,8 @@ def main() -> None:
         "trl": lambda: run_trl(args, out_dir),
         "grpo": lambda: run_capo_ray(args, out_dir, "capo-ray GRPO", ["algo=grpo"]),
         "capo_arith": lambda: run_capo_ray(args, out_dir, "capo-ray CAPO arith", ["algo=capo", "critic=arith"]),
-        "capo_llm": lambda: run_capo_ray(args, out_dir, "capo-ray CAPO llm", ["algo=capo", "critic=llm"]),
+        "capo_llm": lambda: run_capo_ray(args, out_dir, "capo-ray CAPO llm", ["algo=capo", "critic=llm"],
+                                         steps=args.llm_steps),
     }
     runs = {}
     for key, run in plan.items():

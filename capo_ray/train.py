@@ -38,7 +38,7 @@ def run(cfg: Config) -> Path:
 def _train(cfg: Config, run_dir: Path, started_at: float) -> Path:
     from capo_ray.driver.cluster import start_actors
     from capo_ray.driver.console import CONSOLE, console
-    from capo_ray.driver.recovery import is_recoverable
+    from capo_ray.driver.recovery import ActorRecovery, is_recoverable
     from capo_ray.driver.trainer import Trainer, write_config
     from capo_ray.models.resolve import load_policy_tokenizer
 
@@ -48,15 +48,19 @@ def _train(cfg: Config, run_dir: Path, started_at: float) -> Path:
     with console.stage("policy tokenizer"):
         tokenizer = load_policy_tokenizer(cfg.model.path)
     failures = 0
+    # A dead engine, critic or reference is replaced inside the Trainer; what that cannot fix
+    # (a dead learner rank, a failed sync, a stale rollout) restarts every actor here.
+    recovery = ActorRecovery.from_config(cfg.trainer)
     while True:
         workers = start_actors(cfg)
         try:
-            history = Trainer(cfg, workers, tokenizer, run_dir, started_at=started_at).fit()
+            history = Trainer(cfg, workers, tokenizer, run_dir, started_at=started_at, recovery=recovery).fit()
             break
         except Exception as err:
             failures += 1
             if not is_recoverable(err) or failures > cfg.trainer.max_step_failures:
                 raise
+            recovery.restarted()
             log.error(
                 "recovering from failure %d/%d (%s: %s): restarting every actor and resuming "
                 "from the last checkpoint", failures, cfg.trainer.max_step_failures,
@@ -64,8 +68,8 @@ def _train(cfg: Config, run_dir: Path, started_at: float) -> Path:
             )
         finally:
             workers.shutdown()
-    log.info("done: %d steps (%d recovered failures); report at %s", len(history), failures, run_dir / "report.md",
-             extra=CONSOLE)
+    log.info("done: %d steps (%d actors replaced in place, %d restarts); report at %s", len(history),
+             recovery.replaced, failures, run_dir / "report.md", extra=CONSOLE)
     return run_dir
 
 

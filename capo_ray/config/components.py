@@ -247,6 +247,10 @@ class TrainerConfig:
     save_every: int = 0  # 0: only at the end
     resume: bool = True  # resume from the run directory's last checkpoint when present
     max_step_failures: int = 2  # actor failures survived per run (restart + resume) before giving up
+    # A dead rollout engine, critic engine or reference is replaced in place and the step redone
+    # (driver/recovery.py), at most this many times per step and per run (0: always restart).
+    max_replacements_per_step: int = 2
+    max_replacements: int = 8
     # Held-out evaluation through the rollout engines every N steps (0: off); see capo-ray-eval.
     eval_every: int = 0
     eval_benchmarks: list[str] = field(default_factory=lambda: ["math500"])
@@ -267,6 +271,8 @@ class TrainerConfig:
         check(self.save_every >= 0, "trainer.save_every: must be >= 0")
         check(self.time_budget_s >= 0, "trainer.time_budget_s: must be >= 0 (0: no budget)")
         check(self.max_step_failures >= 0, "trainer.max_step_failures: must be >= 0")
+        check(self.max_replacements_per_step >= 0, "trainer.max_replacements_per_step: must be >= 0 (0: restart instead)")
+        check(self.max_replacements >= 0, "trainer.max_replacements: must be >= 0 (0: restart instead)")
         check(self.eval_every >= 0 and self.eval_limit >= 1 and self.eval_k >= 0,
               "trainer.eval_every/eval_limit/eval_k: need eval_every >= 0, eval_limit >= 1, eval_k >= 0")
         check(bool(self.eval_benchmarks), "trainer.eval_benchmarks: name at least one benchmark")

@@ -15,10 +15,11 @@ from capo_ray.workers.actor_group import kill_actors
 
 
 class LLMCriticPool:
-    def __init__(self, cfg: Config, handles: list[Any]) -> None:
+    def __init__(self, cfg: Config, handles: list[Any], groups: Any = None) -> None:
         from capo_ray.workers.critic_llm import CriticPool
 
         self.cfg = cfg.critic
+        self.root, self.groups = cfg, groups  # to start a replacement where the dead actor ran
         self.handles = handles
         self.pool = CriticPool(handles)
 
@@ -27,21 +28,26 @@ class LLMCriticPool:
         from capo_ray.driver.actors import role_options
         from capo_ray.workers.actor_group import start_group, wait_ready
         from capo_ray.workers.critic_llm import CriticWorker
-        from capo_ray.workers.vllm_engine import EngineConfig
 
-        c = cfg.critic
-        model = resolve_model_path(c.model_path)
-        engine_cfgs = [
-            EngineConfig(model=model, seed=c.seed + i, settings=c.engine, device=cfg.cluster.device)
-            for i in range(c.num_engines)
-        ]
-        handles = start_group(CriticWorker, role_options(cfg, "critic", groups), [(e,) for e in engine_cfgs])
+        args = [(_engine_config(cfg, i),) for i in range(cfg.critic.num_engines)]
+        handles = start_group(CriticWorker, role_options(cfg, "critic", groups), args)
         try:
             wait_ready(handles, "critic", cfg.cluster.startup_timeout_s)
         except BaseException:
             kill_actors(handles)
             raise
-        return cls(cfg, handles)
+        return cls(cfg, handles, groups)
+
+    def replace(self, index: int) -> None:
+        """Start critic actor ``index`` again where it ran (same bundle and options), e.g. after it died."""
+        from capo_ray.driver.actors import role_options
+        from capo_ray.workers.actor_group import start_one, wait_ready
+        from capo_ray.workers.critic_llm import CriticWorker
+
+        options = role_options(self.root, "critic", self.groups)
+        handle = start_one(CriticWorker, options, index, (_engine_config(self.root, index),))
+        wait_ready([handle], "critic", self.root.cluster.startup_timeout_s)
+        self.handles[index] = self.pool.handles[index] = handle
 
     def critique(self, messages: list[list[dict[str, str]]], step_texts: list[list[str]]) -> list[CritiqueResult]:
         c = self.cfg
@@ -50,3 +56,11 @@ class LLMCriticPool:
     def shutdown(self) -> None:
         kill_actors(self.handles)
         self.handles = []
+
+
+def _engine_config(cfg: Config, index: int):
+    from capo_ray.workers.vllm_engine import EngineConfig
+
+    c = cfg.critic
+    return EngineConfig(model=resolve_model_path(c.model_path), seed=c.seed + index, settings=c.engine,
+                        device=cfg.cluster.device)  # fmt: skip

@@ -59,7 +59,7 @@ class Actors:
         self.critic: Any = None
         self.engine_dtype = cfg.rollout.engine.dtype  # what "auto" resolved to, once engines start
         self.sync: Any = None  # workers.weight_sync.WeightSyncSession, with the planned meta
-        self.engine_dtype = cfg.rollout.engine.dtype  # what "auto" resolved to, once engines start
+        self.model_path = ""  # the policy's initial weights, for actors started later (replacements)
         a = cfg.algo
         self.update = UpdateSettings(
             clip_low=a.clip_low, clip_high=a.clip_high, kl_coef=a.kl_coef, agg=a.loss_agg,
@@ -73,14 +73,15 @@ class Actors:
         from capo_ray.driver.console import console
 
         w = cls(cfg, groups, owns_ray)
+        w.model_path = model_path
         try:
             with console.stage(f"learner ({cfg.learner.num_workers} rank(s))"):
                 w._start_learner(model_path)
             with console.stage(f"rollout engines ({cfg.rollout.num_engines})"):
-                w._start_engines(model_path)
+                w._start_engines()
             if cfg.uses_reference:
                 with console.stage("reference model"):
-                    w._start_reference(model_path)
+                    w._start_reference()
             if cfg.uses_critic:
                 with console.stage(f"critic ({cfg.critic.backend})"):
                     w._start_critic()
@@ -114,34 +115,38 @@ class Actors:
         )
         self.learner = LearnerGroup(settings, cfg.learner.num_workers, role_options(cfg, "learner", self.groups))
 
-    def _start_engines(self, model_path: str) -> None:
+    def _start_engines(self) -> None:
         from capo_ray.workers.actor_group import start_group, wait_ready
         from capo_ray.workers.rollout import RolloutWorker
-        from capo_ray.workers.weight_sync import EXTENSION
-        from capo_ray.workers.vllm_engine import EngineConfig
 
-        cfg, r = self.cfg, self.cfg.rollout
+        cfg = self.cfg
         # "auto" resolved once, on the driver, with its log line; the engines get the result.
-        self.engine_dtype = choose_dtype(r.engine.dtype, cfg.cluster.device, "rollout engine")
-        settings = replace(r.engine, dtype=self.engine_dtype)
-        engine_cfgs = [
-            EngineConfig(model=model_path, seed=cfg.seed + i, settings=settings, device=cfg.cluster.device,
-                         worker_extension_cls=EXTENSION)
-            for i in range(r.num_engines)
-        ]  # fmt: skip
-        # Named, so that fault-injection tests can find them.
-        options = role_options(cfg, "rollout", self.groups, name_prefix="rollout-engine")
-        self.engines = start_group(RolloutWorker, options, [(c,) for c in engine_cfgs])
+        self.engine_dtype = choose_dtype(cfg.rollout.engine.dtype, cfg.cluster.device, "rollout engine")
+        args = [(self._engine_config(i),) for i in range(cfg.rollout.num_engines)]
+        self.engines = start_group(RolloutWorker, self._engine_options(), args)
         wait_ready(self.engines, "rollout", cfg.cluster.startup_timeout_s)
 
-    def _start_reference(self, model_path: str) -> None:
+    def _engine_config(self, index: int):
+        from capo_ray.workers.vllm_engine import EngineConfig
+        from capo_ray.workers.weight_sync import EXTENSION
+
+        cfg = self.cfg
+        settings = replace(cfg.rollout.engine, dtype=self.engine_dtype)
+        return EngineConfig(model=self.model_path, seed=cfg.seed + index, settings=settings, device=cfg.cluster.device,
+                            worker_extension_cls=EXTENSION)  # fmt: skip
+
+    def _engine_options(self):
+        # Named, so that fault-injection tests can find them.
+        return role_options(self.cfg, "rollout", self.groups, name_prefix="rollout-engine")
+
+    def _start_reference(self) -> None:
         from capo_ray.workers.actor_group import start_group, wait_ready
         from capo_ray.workers.reference import ReferenceWorker
 
         cfg = self.cfg
         # The reference stage runs alone: on CPU it may use every core (capo_ray.hardware).
         threads = stage_threads() if cfg.cluster.device == "cpu" else cfg.learner.torch_threads
-        args = (model_path, cfg.model.dtype, threads, cfg.rollout.temperature, cfg.cluster.device)
+        args = (self.model_path, cfg.model.dtype, threads, cfg.rollout.temperature, cfg.cluster.device)
         (self.reference,) = start_group(ReferenceWorker, role_options(cfg, "reference", self.groups), [args])
         wait_ready([self.reference], "reference", cfg.cluster.startup_timeout_s)
 
@@ -150,7 +155,9 @@ class Actors:
 
         self.critic = make_critic(self.cfg, self.groups)
 
-    def _connect_sync(self) -> None:
+    def _connect_sync(self, meta: Any = None) -> None:
+        """Form the weight-sync group over the learner's rank 0 and every engine; ``meta``: the
+        bucket layout planned before (a re-formed group sends the same weights)."""
         from capo_ray.workers.distributed import comm_backend, node_ip
         from capo_ray.workers.weight_sync import PlanWith, WeightSender, connect_weight_sync
 
@@ -163,7 +170,7 @@ class Actors:
             host=node_ip(),
             backend=comm_backend(device),
         )
-        self.sync.meta = self.learner.for_each_full_weight(PlanWith())
+        self.sync.meta = meta if meta is not None else self.learner.for_each_full_weight(PlanWith())
 
     # -- stages -----------------------------------------------------------------------------
     @property
@@ -201,7 +208,17 @@ class Actors:
         ]
 
     def critique(self, messages: list[list[dict[str, str]]], step_texts: list[list[str]]) -> list[CritiqueResult]:
-        return self.critic.critique(messages, step_texts)
+        results = self.critic.critique(messages, step_texts)
+        pool = self._critic_pool()
+        # The pool abstains for a dead critic engine; in training that would bend this step's
+        # credit, so the step is redone with a replacement instead (driver/recovery.py).
+        if pool is not None and any(r.error is not None for r in results):
+            from capo_ray.driver.recovery import ActorLostError, find_dead
+
+            dead = find_dead({"critic": pool.handles})
+            if dead:
+                raise ActorLostError(f"critic engine(s) {[i for _, i in dead]} died during the critique requests")
+        return results
 
     def reference_logprobs(self, batch: TrainBatch) -> torch.Tensor:
         import ray
@@ -224,6 +241,48 @@ class Actors:
         meta = self.sync.meta
         self.sync.sync(lambda: self.learner.for_each_full_weight_async(SendWith(meta, version)), version)
         return version
+
+    # -- in-place replacement (driver/recovery.py) -------------------------------------------
+    def dead_actors(self) -> list[tuple[str, int]]:
+        """(role, index) of every actor of the run that Ray reports dead."""
+        from capo_ray.driver.recovery import find_dead
+
+        pool = self._critic_pool()
+        return find_dead({
+            "learner": list(self.learner.actors) if self.learner is not None else [],
+            "rollout": list(self.engines),
+            "reference": [self.reference] if self.reference is not None else [],
+            "critic": list(pool.handles) if pool is not None else [],
+        })  # fmt: skip
+
+    def replace(self, role: str, index: int) -> None:
+        """Start actor ``index`` of ``role`` again where it ran (same bundle, options, name).
+        A new engine joins a re-formed weight-sync group holding the initial weights: the caller
+        syncs the learner's before it generates (the trainer does)."""
+        from capo_ray.workers.actor_group import start_one, wait_ready
+        from capo_ray.workers.rollout import RolloutWorker
+
+        if role == "rollout":
+            meta = self.sync.meta
+            self.sync.close()  # the survivors leave the old group; the dead engine needs no closing
+            self.sync = None
+            self.engines[index] = start_one(RolloutWorker, self._engine_options(), index, (self._engine_config(index),))
+            wait_ready([self.engines[index]], "rollout", self.cfg.cluster.startup_timeout_s)
+            self._connect_sync(meta)
+        elif role == "reference":
+            self._start_reference()
+        elif role == "critic" and self._critic_pool() is not None:
+            self._critic_pool().replace(index)
+        else:
+            raise ValueError(f"a {role} actor cannot be replaced in place")
+
+    def _critic_pool(self) -> Any:
+        """The critic's pool of engine actors (``critic=llm``, or the LLM part of ``hybrid``);
+        None for critics that are not actors."""
+        from capo_ray.critics.llm_pool import LLMCriticPool
+
+        critic = getattr(self.critic, "llm", self.critic)
+        return critic if isinstance(critic, LLMCriticPool) else None
 
     # -- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self, path: Path) -> None:

@@ -70,9 +70,9 @@ class RolloutPrefetch:
             return None
         return future.result()
 
-    def close(self) -> None:
-        """Drop a pending generation (after an error or at the end); waits for it to finish so
-        no engine call outlives the run's actors."""
+    def discard(self) -> None:
+        """Drop a pending generation (after an error); waits for it to finish, so no engine
+        call outlives the run's actors or races an actor's replacement."""
         if self._pending is not None:
             _, future = self._pending
             self._pending = None
@@ -80,6 +80,10 @@ class RolloutPrefetch:
                 future.result()
             except Exception:  # noqa: BLE001 - its step never ran; the error belongs to no step
                 pass
+
+    def close(self) -> None:
+        """``discard``, and stop the thread (at the end of the run)."""
+        self.discard()
         self._pool.shutdown(wait=True)
 
 

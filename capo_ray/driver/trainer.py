@@ -33,6 +33,7 @@ from capo_ray.driver.logger import RunLogger, read_metrics, truncate_metrics
 from capo_ray.driver.periodic_eval import PeriodicEval
 from capo_ray.driver.metrics import credit_metrics, critic_metrics, rollout_metrics
 from capo_ray.driver.progress import Progress
+from capo_ray.driver.recovery import ActorRecovery
 from capo_ray.driver.rng import step_seed
 from capo_ray.driver.report import write_report
 from capo_ray.driver.samples import pick_samples
@@ -51,9 +52,10 @@ class StaleRolloutError(RuntimeError):
 class Trainer:
     def __init__(
         self, cfg: Config, actors: Any, tokenizer: Any, run_dir: Path, verifier: Verifier | None = None,
-        started_at: float | None = None,
+        started_at: float | None = None, recovery: ActorRecovery | None = None,
     ) -> None:
-        """``verifier``: a custom outcome reward (any ``Verifier``) instead of ``data.verifier``."""
+        """``verifier``: a custom outcome reward (any ``Verifier``) instead of ``data.verifier``;
+        ``recovery``: the run's in-place recovery state (capo_ray.train passes one per run)."""
         # trainer.time_budget_s counts from here, or from the run's start (``started_at``,
         # time.monotonic()) so that actor start-up, minutes on a busy CPU, is inside it.
         self.started_at = time.monotonic() if started_at is None else started_at
@@ -71,6 +73,8 @@ class Trainer:
         self.judge_stage = JudgeStage(cfg.critic, enabled=self.use_critic)
         self.prefetch = RolloutPrefetch()  # trainer.rollout_ahead
         self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
+        # Kept across restarts by capo_ray.train: the per-run bound and the restart count.
+        self.recovery = recovery or ActorRecovery.from_config(cfg.trainer)
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
@@ -104,6 +108,47 @@ class Trainer:
 
     def train_step(self, step: int) -> dict[str, Any]:
         cfg, timer = self.cfg, StageTimer()
+        self.recovery.begin_step()
+        # A dead engine, critic or reference is replaced in place (driver/recovery.py). Until the
+        # update nothing durable has changed: the step is redone from its start, with the
+        # driver's random state and critique cache as they were (so it draws as the first try
+        # did). After the update only the sync or the evaluation is redone, never the update.
+        before = capture_driver_state(self.actors.critic, self.judge_stage.cache)
+        ahead, prepared, credits, batch, learner_metrics = self._recovering(
+            step, "redoing the step", lambda: self._update(step, timer), lambda roles: self._redo(roles, before)
+        )
+        rollouts, outcomes, steps, judgements = prepared.rollouts, prepared.outcomes, prepared.steps, prepared.judgements
+        target = self.version + 1
+        with timer("sync"):
+            self.version = self._recovering(step, "redoing its weight sync", lambda: self.actors.sync_weights(target))
+        metrics: dict[str, Any] = {"weight_version": self.version}
+        metrics.update(rollout_metrics(rollouts, outcomes))
+        metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
+        metrics.update(credit_metrics(credits))
+        metrics.update(prepared.judge_metrics)
+        if ahead is not None:  # work done during the last step, beside it: not part of time/step
+            metrics.update({f"time/ahead_{k}": v for k, v in ahead.seconds.items()})
+        metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
+        metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
+        if self.evaluator is not None and self.evaluator.due(step):
+            with timer("eval"):
+                evaluate = lambda: self.evaluator.run(step, self.actors.generate_samples)  # noqa: E731
+                metrics.update(self._recovering(step, "redoing its evaluation", evaluate, self._resync))
+            metrics["time/eval"] = timer.seconds["eval"]
+        metrics.update(self.recovery.step_metrics())
+        metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.actors.peak_rss_gib())
+        if cfg.logging.log_samples:
+            self.logger.log_samples(
+                step, pick_samples(
+                    rollouts, outcomes, steps, judgements, credits, cfg.logging.log_samples, batch.advantages
+                )
+            )
+        return metrics
+
+    def _update(self, step: int, timer: StageTimer) -> tuple[Prepared | None, Prepared, list, Any, dict[str, float]]:
+        """A step up to and including the learner update: (the work prepared ahead if any, the
+        step's prepared work, credits, batch, learner metrics)."""
+        cfg = self.cfg
         # rollout_ahead = 1: this step's rollouts were generated, verified and judged during the
         # last step (judging needs no weights); else they are made now, judged while the
         # reference scores them.
@@ -128,29 +173,23 @@ class Trainer:
         with timer("learner"):
             lagged = any(r.weight_version != self.version for r in rollouts)
             learner_metrics = self.actors.train(batch, off_policy=lagged)
-        with timer("sync"):
-            self.version = self.actors.sync_weights(self.version + 1)
-        metrics: dict[str, Any] = {"weight_version": self.version}
-        metrics.update(rollout_metrics(rollouts, outcomes))
-        metrics.update(critic_metrics(steps, judgements, metrics["rollout/policy_tokens"]))
-        metrics.update(credit_metrics(credits))
-        metrics.update(prepared.judge_metrics)
-        if ahead is not None:  # work done during the last step, beside it: not part of time/step
-            metrics.update({f"time/ahead_{k}": v for k, v in ahead.seconds.items()})
-        metrics.update({f"learner/{k}": v for k, v in learner_metrics.items()})
-        metrics.update(timer.metrics(tokens=metrics["rollout/policy_tokens"]))
-        if self.evaluator is not None and self.evaluator.due(step):
-            with timer("eval"):
-                metrics.update(self.evaluator.run(step, self.actors.generate_samples))
-            metrics["time/eval"] = timer.seconds["eval"]
-        metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.actors.peak_rss_gib())
-        if cfg.logging.log_samples:
-            self.logger.log_samples(
-                step, pick_samples(
-                    rollouts, outcomes, steps, judgements, credits, cfg.logging.log_samples, batch.advantages
-                )
-            )
-        return metrics
+        return ahead, prepared, credits, batch, learner_metrics
+
+    # -- in-place recovery (driver/recovery.py) ----------------------------------------------
+    def _recovering(self, step: int, redoing: str, attempt: Any, redo: Any = None) -> Any:
+        return self.recovery.run(
+            step, redoing, attempt, self.actors, settle=self.prefetch.discard, redo=redo or (lambda roles: None)
+        )
+
+    def _redo(self, replaced: set[str], before: dict[str, Any]) -> None:
+        restore_driver_state(before, self.actors.critic, self.judge_stage.cache)
+        self._resync(replaced)
+
+    def _resync(self, replaced: set[str]) -> None:
+        # A new engine holds the initial weights: give it the learner's (still self.version: the
+        # step has not updated, or its sync already went through) before it serves.
+        if "rollout" in replaced:
+            self.actors.sync_weights(self.version)
 
     # -- stages that need a decision --------------------------------------------------------
     def _prompt_ids(self, problem) -> list[int]:

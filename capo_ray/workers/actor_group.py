@@ -46,8 +46,6 @@ class ActorOptions:
 def start_group(actor_cls: type, options: ActorOptions, init_args: Sequence[tuple[Any, ...]]) -> list[Any]:
     """One actor of ``actor_cls`` (a plain class) per entry of ``init_args``. Returns at once;
     call ``wait_ready`` (or a first method) to see start-up errors."""
-    import ray
-
     if not init_args:
         raise ValueError(f"{options.role}: no actors to start")
     bundles = options.bundle_indices
@@ -55,8 +53,15 @@ def start_group(actor_cls: type, options: ActorOptions, init_args: Sequence[tupl
         raise ValueError(f"{options.role}: bundle_indices has {len(bundles)} entries for {len(init_args)} actors")
     if bundles is not None and options.placement_group is None:
         raise ValueError(f"{options.role}: bundle_indices given without a placement_group")
-    remote_cls = ray.remote(actor_cls)
-    return [remote_cls.options(**options.ray_options(i)).remote(*args) for i, args in enumerate(init_args)]
+    return [start_one(actor_cls, options, i, args) for i, args in enumerate(init_args)]
+
+
+def start_one(actor_cls: type, options: ActorOptions, index: int, init_args: tuple[Any, ...]) -> Any:
+    """Actor ``index`` of a role alone, where ``start_group`` put it (same bundle, same name):
+    how a dead actor is replaced in place (driver/recovery.py)."""
+    import ray
+
+    return ray.remote(actor_cls).options(**options.ray_options(index)).remote(*init_args)
 
 
 def wait_ready(handles: Sequence[Any], role: str, timeout_s: float | None) -> None:

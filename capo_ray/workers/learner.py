@@ -347,6 +347,9 @@ class LearnerWorker(RankActor):
         """On rank 0 only, build ``factory(*args, **kwargs)`` and keep it under ``key`` for later
         ``for_each_full_weight`` consumers (e.g. a weight sender holding a process group)."""
         if self.rank == 0:
+            old = self._attached.pop(key, None)
+            if hasattr(old, "close"):  # a re-formed sync group replaces the sender: free its group
+                old.close()
             self._attached[key] = factory(*args, **kwargs)
 
     def for_each_full_weight(self, consumer: WeightConsumer) -> Any:

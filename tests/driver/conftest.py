@@ -20,15 +20,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import ray.exceptions
 import torch
 
 from capo_ray.config.compose import compose_config
+from capo_ray.driver.recovery import ActorLostError
 from capo_ray.driver.trainer import Trainer
 from capo_ray.models.smollm2 import load_tokenizer
 from capo_ray.records import CritiqueResult, Problem, Rollout, TrainBatch
 from capo_ray.workers.detokenize import incremental_offsets
 
 Script = Callable[[Problem, int], str]
+
+# Which role's actor serves each call (what a death of that role breaks).
+ROLE_OF = {
+    "generate": "rollout", "sync_weights": "rollout", "generate_samples": "rollout", "critique": "critic",
+    "reference_logprobs": "reference", "train": "learner", "save_checkpoint": "learner", "load_checkpoint": "learner",
+}  # fmt: skip
 
 
 def two_steps(problem: Problem, sample: int) -> str:
@@ -57,10 +65,22 @@ class FakeActors:
         self.loaded: list[Path] = []
         self.batches: list[TrainBatch] = []
         self.off_policy: list[bool] = []  # per train call: trained on rollouts older than the weights
+        # (method, call index) -> (role, actor index) that dies there; a call needing a dead actor's
+        # role fails as the real one would, until ``replace`` starts it again.
+        self.kills: dict[tuple[str, int], tuple[str, int]] = {}
+        self.dead: set[tuple[str, int]] = set()
+        self.replaced: list[tuple[str, int]] = []
 
     def _enter(self, method: str) -> None:
         index = self.calls.get(method, 0)
         self.calls[method] = index + 1
+        if (method, index) in self.kills:
+            self.dead.add(self.kills[(method, index)])
+        role = ROLE_OF.get(method)
+        if any(r == role for r, _ in self.dead):
+            # The real Actors: a dead actor's call raises ActorDiedError; the critic pool
+            # abstains instead and Actors.critique raises ActorLostError.
+            raise ActorLostError("critic engine died") if role == "critic" else ray.exceptions.ActorDiedError()
         fault = self.faults.get((method, index))
         if fault is not None:
             raise fault
@@ -128,6 +148,17 @@ class FakeActors:
 
     def peak_rss_gib(self) -> float:
         return 0.0
+
+    # -- in-place replacement ---------------------------------------------------------------------
+    def dead_actors(self) -> list[tuple[str, int]]:
+        return sorted(self.dead)
+
+    def replace(self, role: str, index: int) -> None:
+        assert role != "learner", "a learner rank is never replaced in place"
+        self.dead.discard((role, index))
+        self.replaced.append((role, index))
+        if role == "rollout":
+            self.engine_version = 0  # a new engine starts from the initial weights
 
     def shutdown(self) -> None:
         self.calls["shutdown"] = self.calls.get("shutdown", 0) + 1

@@ -117,3 +117,42 @@ def test_pool_deadline_and_crashes_become_error_results(ray_critic):
     assert results[2].texts == [None, None] and "critic engine died" in results[2].error
     ray.kill(slow)
     ray.kill(dead)
+
+
+class StandInCritic(SlowCritic):
+    """A critic actor without an engine, built from the EngineConfig a CriticWorker takes: the
+    replacement path below needs a real Ray actor, not a second vLLM engine start."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        super().__init__(delay_s=0)
+
+
+def test_a_dead_critic_actor_fails_the_step_and_is_replaced_where_it_ran(ray_critic, monkeypatch):
+    """``Actors.critique``: the pool abstains for a dead critic engine, the driver raises
+    ActorLostError instead (the step is then redone); ``Actors.replace`` starts it again."""
+    ray, _ = ray_critic
+    import capo_ray.workers.critic_llm as critic_llm
+    from capo_ray.config.compose import compose_config
+    from capo_ray.critics.llm_pool import LLMCriticPool
+    from capo_ray.driver.actors import Actors
+    from capo_ray.driver.recovery import ActorLostError
+
+    monkeypatch.setattr(critic_llm, "CriticWorker", StandInCritic)
+    cfg = compose_config(["critic=llm", "critic.num_engines=2", "critic.k=2", "cluster.critic_cpus=0.01"])
+    actors = Actors(cfg, groups=None, owns_ray=False)
+    actors.critic = LLMCriticPool.start(cfg, groups=None)
+    try:
+        steps = [["a step"]] * len(PROMPTS)
+        assert all(r.error is None for r in actors.critique(PROMPTS, steps)) and actors.dead_actors() == []
+        first = actors.critic.handles[0]
+        ray.kill(actors.critic.handles[1])
+        with pytest.raises(ActorLostError, match=r"critic engine\(s\) \[1\] died"):
+            actors.critique(PROMPTS, steps)
+        assert actors.dead_actors() == [("critic", 1)]
+        actors.replace("critic", 1)
+        assert actors.dead_actors() == [] and actors.critic.handles[0] is first  # the survivor kept
+        assert actors.critic.pool.handles == actors.critic.handles
+        results = actors.critique(PROMPTS, steps)
+        assert all(r.error is None and r.texts == ["late", "late"] for r in results)
+    finally:
+        actors.critic.shutdown()
