@@ -143,9 +143,15 @@ class LearnerConfig:
     micro_batch_size: int = 4  # sequences per forward/backward per rank
     torch_threads: int = 0  # per rank; 0: the node's cores split over the ranks (capo_ray.hardware)
     seed: int = 0
+    # Token log probs are computed from the LM head's input this many positions at a time, so
+    # backward never keeps a micro-batch's full float32 logits (4 x 3k tokens x 152k vocab =
+    # 7.5 GB); a micro-batch with more scored positions pays one extra LM-head forward per
+    # chunk (recomputed in backward). 0: the model's full logits (the old path).
+    logprob_chunk_tokens: int = 4096
 
     def __post_init__(self) -> None:
         check(self.num_workers >= 1, "learner.num_workers: must be >= 1")
+        check(self.logprob_chunk_tokens >= 0, "learner.logprob_chunk_tokens: must be >= 0 (0: no chunking)")
         check(self.zero_stage in (1, 2, 3), f"learner.zero_stage: {self.zero_stage} is not one of [1, 2, 3]")
         check(self.lr > 0, "learner.lr: must be > 0")
         check(self.micro_batch_size >= 1, "learner.micro_batch_size: must be >= 1")
@@ -215,9 +221,7 @@ class ClusterConfig:
         for name in ("learner", "rollout", "critic", "reference"):
             cpus, gpus = getattr(self, f"{name}_cpus"), getattr(self, f"{name}_gpus")
             check(cpus >= 0 and gpus >= 0, f"cluster.{name}_cpus/{name}_gpus: must be >= 0")
-        if self.device == "cuda":
-            for name in ("learner", "rollout"):
-                check(getattr(self, f"{name}_gpus") > 0, f"cluster.{name}_gpus: device=cuda needs GPUs for the {name}")
+        # Which roles need GPUs depends on the run (reference, critic): Config._check_gpu_roles.
         check(self.startup_timeout_s > 0, "cluster.startup_timeout_s: must be > 0")
 
 

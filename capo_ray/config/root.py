@@ -34,8 +34,7 @@ class Config:
 
     def __post_init__(self) -> None:
         self._check_batch_split()
-        if self.cluster.device == "cuda" and self.uses_critic and self.critic.uses_engines:
-            check(self.cluster.critic_gpus > 0, "cluster.critic_gpus: an llm critic on device=cuda needs GPUs")
+        self._check_gpu_roles()
         if self.uses_critic:
             check(self.critic.backend != "none", "algo=capo needs a critic: critic=arith, llm, openai or hybrid")
 
@@ -49,6 +48,26 @@ class Config:
     def uses_reference(self) -> bool:
         """Whether a frozen reference model scores the batch: only the KL term needs it."""
         return self.algo.kl_coef > 0
+
+    def _check_gpu_roles(self) -> None:
+        """On device=cuda every role this run starts needs GPUs in its resources, and a vLLM
+        engine one GPU per tensor-parallel rank. Checked at load, naming the user's keys: a
+        cuda reference with 0 GPUs otherwise fails only inside its actor, after the learner
+        and engines have loaded (minutes on a cluster), or waits for an impossible bundle."""
+        c = self.cluster
+        if c.device != "cuda":
+            return
+        roles: dict[str, int | None] = {"learner": None, "rollout": self.rollout.engine.tensor_parallel_size}
+        if self.uses_reference:
+            roles["reference"] = None
+        if self.uses_critic and self.critic.uses_engines:
+            roles["critic"] = self.critic.engine.tensor_parallel_size
+        for role, tp in roles.items():
+            gpus = getattr(c, f"{role}_gpus")
+            check(gpus > 0, f"cluster.{role}_gpus: device=cuda needs GPUs for the {role} (got {gpus:g})")
+            check(tp is None or gpus == tp,
+                  f"cluster.{role}_gpus = {gpus:g} but {role}.engine.tensor_parallel_size = {tp}: "
+                  "a GPU engine needs one GPU per tensor-parallel rank")  # fmt: skip
 
     def _check_batch_split(self) -> None:
         """The step's responses must split exactly: into ``algo.mini_batches`` optimizer steps,

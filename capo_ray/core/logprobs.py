@@ -7,12 +7,18 @@ log_softmax tensor. Half-precision logits are upcast to float32 one row at a tim
 bf16 logsumexp is rounded to 8 bits of mantissa (an error of ~0.03 nats at lse ~ 10), which
 would swamp the PPO ratio.
 
-Legend: B rows, T token positions, V vocabulary.
+``chunked_head_logprobs`` goes one step further for training: it starts from the LM head's
+input and never materializes the [B, T, V] logits at all (see its docstring).
+
+Legend: B rows, T token positions, V vocabulary, H hidden width.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from capo_ray.core.shapes import check_2d
 
@@ -77,3 +83,67 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[0] == 0:
         return logits.new_zeros(logits.shape[:2], dtype=out_dtype)
     return torch.stack([_row_entropy(row.to(out_dtype)) for row in logits])
+
+
+def chunked_head_logprobs(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    head: Callable[[torch.Tensor], torch.Tensor],
+    chunk_tokens: int,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Token log probs (and detached entropies) straight from the LM head's input, computed
+    ``chunk_tokens`` positions at a time so that no [N, V] float32 logits tensor is kept.
+
+    ``head`` maps [n, H] hidden states to [n, V] logits (the model's LM head module). With
+    gradients on and more than ``chunk_tokens`` positions, every chunk runs under
+    non-reentrant activation checkpointing: autograd then keeps only the chunk's hidden
+    states and recomputes its logits in backward, one chunk at a time. That costs one extra
+    head forward per chunk and bounds the logits held for backward to [chunk_tokens, V]
+    instead of [N, V] (7.5 GB for four rows of 3k tokens at a 152k vocabulary in float32).
+    Without gradients (scoring) the chunks cost nothing extra. A single chunk runs plain:
+    its logits are within the bound anyway, so the recompute would buy nothing.
+
+    The logits are upcast to float32 *before* the temperature divides them, the same
+    precision argument as ``token_logprobs``. Entropy is computed after the log probs inside
+    each chunk, so checkpointing's recompute (which stops once backward has what it needs)
+    never redoes it.
+
+    Shapes: hidden [B, T, H] float, targets [B, T] int -> [B, T] float32 (and entropy).
+    """
+    if hidden.dim() != 3 or targets.shape != hidden.shape[:2]:
+        raise ValueError(f"hidden must be [B, T, H] and targets [B, T]; got {tuple(hidden.shape)}, {tuple(targets.shape)}")
+    if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be an integer >= 1, got {chunk_tokens!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    rows, length, width = hidden.shape
+    flat_hidden = hidden.reshape(rows * length, width)
+    flat_targets = targets.reshape(-1).long()
+
+    def chunk(h: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = head(h).float()
+        if temperature != 1.0:
+            logits = logits / temperature
+        lp = _row_logprobs(logits, t)
+        if not with_entropy:
+            return lp, lp.new_zeros(())
+        with torch.no_grad():
+            return lp, _row_entropy(logits.detach())
+
+    recompute = torch.is_grad_enabled() and flat_hidden.requires_grad and rows * length > chunk_tokens
+    lps, ents = [], []
+    for lo in range(0, rows * length, chunk_tokens):
+        h, t = flat_hidden[lo : lo + chunk_tokens], flat_targets[lo : lo + chunk_tokens]
+        if recompute:
+            lp, ent = checkpoint(chunk, h, t, use_reentrant=False)
+        else:
+            lp, ent = chunk(h, t)
+        lps.append(lp)
+        ents.append(ent)
+    if not lps:  # no positions: nothing to score
+        empty = hidden.new_zeros((rows, length), dtype=torch.float32)
+        return empty, (empty.clone() if with_entropy else None)
+    lp = torch.cat(lps).view(rows, length)
+    return lp, (torch.cat(ents).view(rows, length) if with_entropy else None)

@@ -111,6 +111,7 @@ class Actors:
             gradient_checkpointing=cfg.model.gradient_checkpointing,
             temperature=cfg.rollout.temperature,
             seed=cfg.learner.seed,
+            logprob_chunk_tokens=cfg.learner.logprob_chunk_tokens,
         )
         self.learner = LearnerGroup(settings, cfg.learner.num_workers, role_options(cfg, "learner", self.groups))
 

@@ -40,14 +40,7 @@ def plan_resources(cfg: Config) -> list[ActorPlan]:
     ]
     if cfg.uses_critic and cfg.critic.uses_engines:
         plans.append(ActorPlan("critic", cfg.critic.num_engines, c.critic_cpus, c.critic_gpus))
-    if c.device == "cuda":
-        tp = {"rollout": cfg.rollout.engine.tensor_parallel_size, "critic": cfg.critic.engine.tensor_parallel_size}
-        for plan in plans:
-            if plan.role in tp and plan.gpus != tp[plan.role]:
-                raise ResourceError(
-                    f"cluster.{plan.role}_gpus = {plan.gpus:g} but {plan.role}.engine.tensor_parallel_size = "
-                    f"{tp[plan.role]}: a GPU engine needs one GPU per tensor-parallel rank"
-                )
+    # GPUs per role (and per tensor-parallel engine) were checked at config load: Config._check_gpu_roles.
     return [p for p in plans if p.count > 0]
 
 

@@ -23,10 +23,13 @@ Legend: B rows, L positions, V vocabulary.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from capo_ray.core.logprobs import entropy_from_logits, token_logprobs
 from capo_ray.core.shapes import check_2d, check_same_shape
+from capo_ray.workers.chunked_head import HeadLogprobs
 
 
 def sequence_logprobs(
@@ -38,6 +41,7 @@ def sequence_logprobs(
     with_entropy: bool = False,
     response_mask: torch.Tensor | None = None,
     share_prefix: bool = False,
+    chunk_tokens: int = 0,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Log prob of every token given its prefix, ``micro_batch_size`` rows per forward.
 
@@ -48,6 +52,9 @@ def sequence_logprobs(
     are returned as 0 without computing their logits. Entropy (nats, same alignment) is a
     detached metric: no gradient flows through it. ``share_prefix`` runs the rows' common
     leading tokens once (module docstring); leave it off under ZeRO-3 and gradient checkpointing.
+    ``chunk_tokens`` > 0 computes the log probs from the LM head's input that many positions at
+    a time (``workers.chunked_head``), so no [b, L, V] float32 logits are kept for backward;
+    0 takes the model's full logits.
 
     Shapes: input_ids [B, L] int, attention_mask [B, L] -> [B, L] float
     (and entropy [B, L] float when ``with_entropy``).
@@ -58,12 +65,15 @@ def sequence_logprobs(
         raise ValueError(f"micro_batch_size must be an integer >= 1, got {micro_batch_size!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 0:
+        raise ValueError(f"chunk_tokens must be an integer >= 0 (0: no chunking), got {chunk_tokens!r}")
     logprobs, entropies = [], []
     for start in range(0, batch, micro_batch_size):
         end = min(start + micro_batch_size, batch)
         used = None if response_mask is None else response_mask[start:end]
         lp, ent = _micro_logprobs(
-            model, input_ids[start:end], attention_mask[start:end], temperature, with_entropy, used, share_prefix
+            model, input_ids[start:end], attention_mask[start:end], temperature, with_entropy, used, share_prefix,
+            chunk_tokens,
         )
         logprobs.append(lp)
         entropies.append(ent)
@@ -97,19 +107,24 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return int(differs[0, 0]) if differs.numel() else limit
 
 
-def _forward(model, input_ids, attention_mask, position_ids, keep: int, prefix: int):
+def _forward(model, input_ids, attention_mask, position_ids, keep: int, prefix: int, head=None):
     """The model's output for the last ``keep`` positions; with ``prefix`` > 0 the first
-    ``prefix`` positions (identical in every row) run once and are shared through the KV cache."""
+    ``prefix`` positions (identical in every row) run once and are shared through the KV cache.
+    ``head`` (a ``HeadLogprobs``) is active only around the call whose logits are scored."""
+    scoring = head if head is not None else contextlib.nullcontext()
     if prefix == 0:
-        return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                     logits_to_keep=keep, use_cache=False)
-    head = model(input_ids=input_ids[:1, :prefix], attention_mask=attention_mask[:1, :prefix],
-                 position_ids=position_ids[:1, :prefix], logits_to_keep=1, use_cache=True)
-    cache = head.past_key_values
+        with scoring:
+            return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         logits_to_keep=keep, use_cache=False)
+    out = model(input_ids=input_ids[:1, :prefix], attention_mask=attention_mask[:1, :prefix],
+                position_ids=position_ids[:1, :prefix], logits_to_keep=1, use_cache=True)
+    cache = out.past_key_values
+    del out  # its one-position logits are not needed
     cache.batch_repeat_interleave(input_ids.shape[0])  # differentiable: repeat_interleave per layer
-    return model(input_ids=input_ids[:, prefix:], attention_mask=attention_mask,
-                 position_ids=position_ids[:, prefix:], past_key_values=cache, logits_to_keep=keep,
-                 use_cache=True)
+    with scoring:
+        return model(input_ids=input_ids[:, prefix:], attention_mask=attention_mask,
+                     position_ids=position_ids[:, prefix:], past_key_values=cache, logits_to_keep=keep,
+                     use_cache=True)
 
 
 def _micro_logprobs(
@@ -120,6 +135,7 @@ def _micro_logprobs(
     with_entropy: bool,
     response_mask: torch.Tensor | None,
     share_prefix: bool = False,
+    chunk_tokens: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     rows, length = input_ids.shape
     if length < 2:  # one-token rows: nothing has a prefix
@@ -139,18 +155,24 @@ def _micro_logprobs(
     scored = response_mask is None or bool(response_mask.ne(0).any())
     prefix = shared_prefix_length(input_ids, attention_mask, first - 1) if share_prefix and scored else 0
     keep = length - first + 1  # logits at positions first-1 .. L-1
-    out = _forward(model, input_ids, attention_mask, position_ids, keep, prefix if prefix >= MIN_SHARED_PREFIX else 0)
-    logits = out.logits[:, :-1]  # [b, L-first, V]: position p predicts token p+1
-    if temperature != 1.0:
-        logits = logits / temperature
+    prefix = prefix if prefix >= MIN_SHARED_PREFIX else 0
     targets = input_ids[:, first:]  # [b, L-first]
-    lp = token_logprobs(logits, targets).float()  # [b, L-first]
+    ent = None
+    if chunk_tokens:
+        head = HeadLogprobs(model, targets, chunk_tokens, temperature, with_entropy)
+        lp = _forward(model, input_ids, attention_mask, position_ids, keep, prefix, head).logits  # [b, L-first]
+        ent = head.entropy
+    else:
+        logits = _forward(model, input_ids, attention_mask, position_ids, keep, prefix).logits[:, :-1]
+        if temperature != 1.0:  # [b, L-first, V]: position p predicts token p+1
+            logits = logits / temperature
+        lp = token_logprobs(logits, targets).float()  # [b, L-first]
+        if with_entropy:
+            with torch.no_grad():
+                ent = entropy_from_logits(logits.detach()).float()
     pad = lp.new_zeros((rows, first))
     keep = attention_mask.to(lp.dtype)
     lp = torch.cat([pad, lp], dim=1) * keep  # [b, L]
     if not with_entropy:
         return lp, None
-    with torch.no_grad():
-        ent = entropy_from_logits(logits.detach()).float()  # [b, L-first]
-        ent = torch.cat([pad.detach(), ent], dim=1) * keep  # [b, L]
-    return lp, ent
+    return lp, torch.cat([pad, ent.detach()], dim=1) * keep  # [b, L]

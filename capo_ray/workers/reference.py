@@ -13,6 +13,7 @@ import torch
 from capo_ray.workers.forward import sequence_logprobs
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+SCORING_CHUNK_TOKENS = 4096  # positions per LM-head chunk when scoring (workers/chunked_head.py)
 
 
 class ReferenceWorker:
@@ -59,5 +60,9 @@ class ReferenceWorker:
                 temperature=self.temperature,
                 response_mask=None if response_mask is None else response_mask.to(self.device),
                 share_prefix=True,  # a group's prompt runs once (forward.py)
+                # The learner's path (learner.logprob_chunk_tokens > 0 by default), so both
+                # score the same way; without gradients the chunks cost nothing extra and the
+                # [b, L, V] logits are never materialized.
+                chunk_tokens=SCORING_CHUNK_TOKENS,
             )
         return out.cpu()

@@ -30,9 +30,6 @@ def test_an_actor_must_fit_on_one_node():
         check_fits(plans, {"CPU": 8.0, "GPU": 4.0}, [{"CPU": 4.0, "GPU": 2.0}, {"CPU": 4.0, "GPU": 2.0}])
 
 
-def test_tensor_parallel_must_match_engine_gpus():
-    with pytest.raises(ResourceError, match="one GPU per tensor-parallel rank"):
-        plan_resources(compose_config(["cluster=gpu_1node", "critic.engine.tensor_parallel_size=8"]))
 
 
 def test_largest_bundles_get_placed_first():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from capo_ray.core.logprobs import entropy_from_logits, token_logprobs
+from capo_ray.core.logprobs import chunked_head_logprobs, entropy_from_logits, token_logprobs
 
 
 def _logits(dtype=torch.float32, shape=(3, 5, 11), seed=0):
@@ -94,3 +94,42 @@ def test_entropy_half_precision_and_empty():
     assert entropy_from_logits(torch.zeros(0, 4, 8)).shape == (0, 4)
     empty_targets = torch.zeros(0, 4, dtype=torch.long)
     assert token_logprobs(torch.zeros(0, 4, 8, dtype=torch.bfloat16), empty_targets).shape == (0, 4)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7, 100])
+def test_chunked_head_matches_full_logits_values_and_gradients(chunk):
+    gen = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(6, 11, bias=False)
+    hidden = torch.randn(2, 5, 6, generator=gen, requires_grad=True)
+    targets = torch.randint(0, 11, (2, 5), generator=gen)
+    weights = torch.randn(2, 5, generator=gen)
+    logits = head(hidden) / 0.8
+    want, want_ent = token_logprobs(logits, targets), entropy_from_logits(logits.detach())
+    (want * weights).sum().backward()
+    want_grads = hidden.grad.clone(), head.weight.grad.clone()
+    hidden.grad, head.weight.grad = None, None
+    got, ent = chunked_head_logprobs(hidden, targets, head, chunk, temperature=0.8, with_entropy=True)
+    (got * weights).sum().backward()
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(ent, want_ent)
+    assert not ent.requires_grad  # a metric: no gradient flows through it
+    torch.testing.assert_close(hidden.grad, want_grads[0])
+    torch.testing.assert_close(head.weight.grad, want_grads[1])
+
+
+def test_chunked_head_bf16_upcasts_before_temperature_and_scores_without_grad():
+    head = torch.nn.Linear(8, 16, bias=False).to(torch.bfloat16)
+    hidden = torch.randn(1, 3, 8).to(torch.bfloat16)
+    targets = torch.tensor([[0, 5, 15]])
+    with torch.no_grad():
+        got, ent = chunked_head_logprobs(hidden, targets, head, 2, temperature=0.5)
+    assert got.dtype == torch.float32 and ent is None
+    torch.testing.assert_close(got, token_logprobs(head(hidden).float() / 0.5, targets))
+
+
+def test_chunked_head_bad_input():
+    head = torch.nn.Linear(4, 8)
+    with pytest.raises(ValueError, match="chunk_tokens must be an integer >= 1"):
+        chunked_head_logprobs(torch.zeros(1, 2, 4), torch.zeros(1, 2, dtype=torch.long), head, 0)
+    with pytest.raises(ValueError, match="hidden must be"):
+        chunked_head_logprobs(torch.zeros(2, 4), torch.zeros(1, 2, dtype=torch.long), head, 2)

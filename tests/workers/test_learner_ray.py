@@ -60,6 +60,10 @@ def group(request, ray_session, tmp_path_factory):
         mini_batch_size=4,
         torch_threads=1,
         device="cpu",
+        # Micro-batches score up to 2 x 9 positions: several chunks, each recomputed in backward,
+        # so every check below also holds for the chunked log-probs under ZeRO-2
+        # (workers/chunked_head.py); the learner turns them off under ZeRO-3 (learner.py).
+        logprob_chunk_tokens=5,
     )
     learners = LearnerGroup(settings, 2, ActorOptions("learner", num_cpus=0.5))
     learners.ckpt_dir = str(tmp_path_factory.mktemp(f"ckpt-zero{request.param}"))
