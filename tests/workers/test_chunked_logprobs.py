@@ -7,33 +7,25 @@ backward, which the full-logits path does (saved tensors observed with saved_ten
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from capo_ray.models.tiny import tiny_model_path
 from capo_ray.workers.forward import sequence_logprobs
-
-PROMPT = 20
+sys.path.insert(0, str(Path(__file__).parent))
+from prompt_groups import PROMPT, prompt_group, tiny_eval_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model():
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(tiny_model_path(), dtype=torch.float32).eval()
+    return tiny_eval_model()
 
 
 def _group(rows: int = 4, length: int = 32, lengths=(32, 27, 30, 24)):
-    """One prompt's group (PROMPT shared tokens), right-padded responses."""
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 2000, (rows, length), generator=gen)
-    ids[:, :PROMPT] = ids[0, :PROMPT]
-    attention = torch.zeros(rows, length, dtype=torch.long)
-    for r, n in enumerate(lengths[:rows]):
-        attention[r, :n] = 1
-    response = attention.float().clone()
-    response[:, : PROMPT - 6] = 0  # scored from position 14: the kept logits start at 13
-    return ids, attention, response
+    # scored from position 14: the kept logits start at 13
+    return prompt_group(rows, length, lengths, scored_from=PROMPT - 6)
 
 
 @pytest.mark.parametrize("share_prefix", [False, True])

@@ -3,33 +3,23 @@ entropies and gradients equal those of the plain per-row forward."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from capo_ray.models.tiny import tiny_model_path
 from capo_ray.workers.forward import MIN_SHARED_PREFIX, sequence_logprobs, shared_prefix_length
-
-PROMPT = 20
+sys.path.insert(0, str(Path(__file__).parent))
+from prompt_groups import PROMPT, prompt_group, tiny_eval_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model():
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(tiny_model_path(), dtype=torch.float32).eval()
+    return tiny_eval_model()
 
 
-def _group(rows: int = 4, length: int = 32, lengths=(32, 27, 30, 24)):
-    """One prompt's group: same PROMPT tokens, different responses, right-padded."""
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 2000, (rows, length), generator=gen)
-    ids[:, :PROMPT] = ids[0, :PROMPT]
-    attention = torch.zeros(rows, length, dtype=torch.long)
-    for r, n in enumerate(lengths[:rows]):
-        attention[r, :n] = 1
-    response = attention.float().clone()
-    response[:, :PROMPT] = 0
-    return ids, attention, response
+_group = prompt_group
 
 
 def test_shared_prefix_length():
