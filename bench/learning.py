@@ -93,7 +93,7 @@ def task_overrides(model: str) -> list[str]:
     return [f"data.operand_max={recipe.operand_max}", f"data.max_value={recipe.max_value}", f"data.operators=[{ops}]"]
 
 
-def run_overrides(mode: Mode, cell: Cell, seed: int, out: Path, lr: float) -> list[str]:
+def run_overrides(mode: Mode, cell: Cell, seed: int, out: Path, lr: float, extra: tuple[str, ...] = ()) -> list[str]:
     batch = mode.prompts * mode.samples
     return [
         "model=organism", f"model.path={mode.model}", "data=chain", "data.few_shot=false", f"data.seed={seed}", *task_overrides(mode.model),
@@ -105,8 +105,9 @@ def run_overrides(mode: Mode, cell: Cell, seed: int, out: Path, lr: float) -> li
         f"trainer.steps={mode.steps}", f"trainer.eval_every={mode.eval_every}", f"trainer.eval_limit={mode.eval_limit}",
         f"trainer.eval_max_new_tokens={mode.max_new_tokens}", f"trainer.output_dir={out / 'runs'}",
         f"trainer.run_name={cell.name}-seed{seed}", "trainer.resume=false",
+        "trainer.time_budget_s=0",  # the demo's time budget would cut long runs short
         "logging.wandb=disabled", "logging.progress_bar=false", "logging.log_samples=1",
-        f"seed={seed}", *cell.overrides,
+        f"seed={seed}", *cell.overrides, *extra,
     ]
 
 
@@ -137,7 +138,7 @@ def curves_of(rows: list[dict]) -> dict:
     acc_key, wrong_key = "eval/chain_heldout/pass@1", "eval/chain_heldout/wrong_step_rate_among_correct"
     wall, out = 0.0, {"step": [], "wall_s": [], "train_accuracy": [], "judge_tokens_per_policy_token": [],
                       "step_s": [], "eval_step": [], "eval_wall_s": [], "heldout_accuracy": [],
-                      "wrong_steps_among_correct": [], "train_flagged_rate": []}
+                      "wrong_steps_among_correct": [], "train_flagged_rate": [], "heldout_sampled_accuracy": []}
     for row in rows:
         wall += row.get("time/step", 0.0) + row.get("time/eval", 0.0)
         out["step"].append(row["step"] + 1)
@@ -151,6 +152,10 @@ def curves_of(rows: list[dict]) -> dict:
             out["eval_wall_s"].append(wall)
             out["heldout_accuracy"].append(row[acc_key])
             out["wrong_steps_among_correct"].append(row.get(wrong_key, 0.0))
+            # avg@k at the rollout temperature, when the run sets trainer.eval_k (what RL samples)
+            sampled = [v for k, v in row.items() if k.startswith("eval/chain_heldout/avg@")]
+            if sampled:
+                out["heldout_sampled_accuracy"].append(sampled[0])
     return out
 
 
@@ -166,6 +171,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-5, help="RL learning rate (both algorithms)")
     p.add_argument("--no-ablations", action="store_true", help="full mode: only the main CAPO and GRPO cells")
     p.add_argument("--cells", help="comma-separated cell names to run (default: the mode's)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="a trainer override for every run, after the study's own (repeatable)")
     return p.parse_args(argv)
 
 
@@ -189,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (cell, seed) in enumerate(plan, start=1):
         run_dir = out / "runs" / f"{cell.name}-seed{seed}"
         print(f"[{i}/{len(plan)}] {cell.name} seed {seed} ...", flush=True)
-        status = launch(run_overrides(mode, cell, seed, out, args.lr), run_dir, mode.timeout_s)
+        status = launch(run_overrides(mode, cell, seed, out, args.lr, tuple(args.override)), run_dir, mode.timeout_s)
         curves = curves_of(read_run(run_dir))
         ok = status["rc"] == 0 and len(curves["step"]) == mode.steps
         print(f"    rc {status['rc']}, {len(curves['step'])} steps, {status['wall_s']:.0f} s"
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({"cell": cell.name, "algo": cell.algo, "overrides": list(cell.overrides), "seed": seed,
                      "ok": ok, **status, "curves": curves})
     summary = summarize(runs)
-    result = {"mode": name, "settings": mode.__dict__, "lr": args.lr, "machine": machine(),
+    result = {"mode": name, "settings": mode.__dict__, "lr": args.lr, "overrides": args.override, "machine": machine(),
               "study_wall_s": time.perf_counter() - study_start, "summary": summary, "runs": runs}
     (out / "curves.json").write_text(json.dumps(result, indent=2))
     write_table(out / "table.md", result)
