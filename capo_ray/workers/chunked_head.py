@@ -9,8 +9,11 @@ the head module is hooked for one forward call:
 
 - a forward pre-hook keeps the head's input and hands the head zero positions, so the model's
   own ``lm_head(hidden)`` computes nothing;
-- a forward hook then replaces the head's (empty) output by the chunked log probs, calling
-  the head module itself on each chunk (ZeRO-3's hooks gather its weight as usual).
+- a forward hook, placed *before* every other forward hook of the head (ZeRO-3's post-forward
+  hook would release the gathered weight), replaces the head's (empty) output by the chunked
+  log probs, one autograd op on the head's weight. ZeRO-3's later hooks then treat that
+  output as the head's: they gather the weight again before its backward and reduce its one
+  gradient, exactly as for a plain ``Linear``.
 
 The model returns those log probs where its logits would be, so they are the engine's output
 and every gradient of the step flows through it, in the same order as with plain logits.
@@ -38,7 +41,12 @@ def lm_head_of(model: Any) -> torch.nn.Module:
             f"learner.logprob_chunk_tokens > 0 does not support models with final_logit_softcapping ({softcap}): "
             "set learner.logprob_chunk_tokens=0"
         )
-    return inner.get_output_embeddings()
+    head = inner.get_output_embeddings()
+    # Only the type here: under ZeRO-3 a partitioned weight has no [V, H] shape between calls.
+    if not isinstance(getattr(head, "weight", None), torch.Tensor):
+        raise ValueError(f"learner.logprob_chunk_tokens > 0 needs a Linear LM head, got {type(head).__name__}: "
+                         "set learner.logprob_chunk_tokens=0")
+    return head
 
 
 class HeadLogprobs:
@@ -53,12 +61,11 @@ class HeadLogprobs:
         self.temperature, self.with_entropy = temperature, with_entropy
         self.entropy: torch.Tensor | None = None
         self._hidden: torch.Tensor | None = None
-        self._inside = False  # the head's calls on chunks pass through the hooks untouched
         self._handles: list[Any] = []
 
     def __enter__(self) -> "HeadLogprobs":
         self._handles = [self.head.register_forward_pre_hook(self._keep_input),
-                         self.head.register_forward_hook(self._replace_output)]  # fmt: skip
+                         self.head.register_forward_hook(self._replace_output, prepend=True)]  # fmt: skip
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -67,14 +74,10 @@ class HeadLogprobs:
         self._handles, self._hidden = [], None
 
     def _keep_input(self, module: torch.nn.Module, args: tuple) -> tuple | None:
-        if self._inside:
-            return None
         self._hidden = args[0]  # [B, K, H]
         return (args[0][:, :0],) + tuple(args[1:])
 
-    def _replace_output(self, module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
-        if self._inside:
-            return None
+    def _replace_output(self, module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         hidden, self._hidden = self._hidden, None
         if hidden is None or hidden.shape[:2] != (self.targets.shape[0], self.targets.shape[1] + 1):
             got = None if hidden is None else tuple(hidden.shape)
@@ -82,10 +85,6 @@ class HeadLogprobs:
         vocab = getattr(module, "out_features", None)
         if vocab is not None and self.targets.numel() and int(self.targets.max()) >= vocab:
             raise ValueError(f"targets must lie in 0..{vocab - 1}")  # a GPU gather would only device-assert
-        self._inside = True
-        try:
-            lp, self.entropy = chunked_head_logprobs(hidden[:, :-1], self.targets, module, self.chunk_tokens,
-                                                     self.temperature, self.with_entropy)  # fmt: skip
-        finally:
-            self._inside = False
+        lp, self.entropy = chunked_head_logprobs(hidden[:, :-1], self.targets, module.weight, module.bias,
+                                                 self.chunk_tokens, self.temperature, self.with_entropy)  # fmt: skip
         return lp

@@ -285,15 +285,9 @@ class LearnerWorker(RankActor):
             with_entropy=self.settings.log_entropy,
             response_mask=micro.response_mask,
             share_prefix=self._share_prefix,
-            chunk_tokens=self._chunk_tokens,
+            chunk_tokens=self.settings.logprob_chunk_tokens,
         )
         return out if self.settings.log_entropy else (out, None)
-
-    @property
-    def _chunk_tokens(self) -> int:
-        # Off under ZeRO-3 for now: one of its CPU equality cases failed with chunking (not yet
-        # diagnosed; docs/gpu.md); ZeRO-1/2 pass every learner test with it.
-        return 0 if self.settings.zero_stage == 3 else self.settings.logprob_chunk_tokens
 
     @property
     def _share_prefix(self) -> bool:
@@ -332,7 +326,7 @@ class LearnerWorker(RankActor):
                 temperature=self.settings.temperature,
                 response_mask=None if response_mask is None else response_mask.to(self.device),
                 share_prefix=self._share_prefix,
-                chunk_tokens=self._chunk_tokens,
+                chunk_tokens=self.settings.logprob_chunk_tokens,
             )
         return out.cpu()
 

@@ -96,25 +96,42 @@ def test_entropy_half_precision_and_empty():
     assert token_logprobs(torch.zeros(0, 4, 8, dtype=torch.bfloat16), empty_targets).shape == (0, 4)
 
 
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
 @pytest.mark.parametrize("chunk", [1, 4, 7, 100])
-def test_chunked_head_matches_full_logits_values_and_gradients(chunk):
+def test_chunked_head_matches_full_logits_values_and_gradients(chunk, bias):
     gen = torch.Generator().manual_seed(0)
-    head = torch.nn.Linear(6, 11, bias=False)
+    head = torch.nn.Linear(6, 11, bias=bias)
     hidden = torch.randn(2, 5, 6, generator=gen, requires_grad=True)
     targets = torch.randint(0, 11, (2, 5), generator=gen)
     weights = torch.randn(2, 5, generator=gen)
     logits = head(hidden) / 0.8
     want, want_ent = token_logprobs(logits, targets), entropy_from_logits(logits.detach())
     (want * weights).sum().backward()
-    want_grads = hidden.grad.clone(), head.weight.grad.clone()
-    hidden.grad, head.weight.grad = None, None
-    got, ent = chunked_head_logprobs(hidden, targets, head, chunk, temperature=0.8, with_entropy=True)
+    want_grads = [p.grad.clone() for p in (hidden, *head.parameters())]
+    for p in (hidden, *head.parameters()):
+        p.grad = None
+    got, ent = chunked_head_logprobs(hidden, targets, head.weight, head.bias, chunk, temperature=0.8, with_entropy=True)
     (got * weights).sum().backward()
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(ent, want_ent)
     assert not ent.requires_grad  # a metric: no gradient flows through it
-    torch.testing.assert_close(hidden.grad, want_grads[0])
-    torch.testing.assert_close(head.weight.grad, want_grads[1])
+    for p, want_grad in zip((hidden, *head.parameters()), want_grads):
+        torch.testing.assert_close(p.grad, want_grad)
+
+
+def test_chunked_head_bf16_gradients_are_those_of_a_bf16_head():
+    """A bf16 head: the chunks' gradients match the plain bf16 matmul's within bf16 rounding."""
+    gen = torch.Generator().manual_seed(1)
+    head = torch.nn.Linear(16, 32, bias=False).to(torch.bfloat16)
+    hidden = torch.randn(3, 7, 16, generator=gen).to(torch.bfloat16).requires_grad_()
+    targets = torch.randint(0, 32, (3, 7), generator=gen)
+    token_logprobs(head(hidden), targets).sum().backward()
+    want = hidden.grad.float(), head.weight.grad.float()
+    hidden.grad, head.weight.grad = None, None
+    chunked_head_logprobs(hidden, targets, head.weight, None, 4)[0].sum().backward()
+    assert hidden.grad.dtype == head.weight.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(hidden.grad.float(), want[0], atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(head.weight.grad.float(), want[1], atol=5e-2, rtol=2e-2)
 
 
 def test_chunked_head_bf16_upcasts_before_temperature_and_scores_without_grad():
@@ -122,7 +139,7 @@ def test_chunked_head_bf16_upcasts_before_temperature_and_scores_without_grad():
     hidden = torch.randn(1, 3, 8).to(torch.bfloat16)
     targets = torch.tensor([[0, 5, 15]])
     with torch.no_grad():
-        got, ent = chunked_head_logprobs(hidden, targets, head, 2, temperature=0.5)
+        got, ent = chunked_head_logprobs(hidden, targets, head.weight, None, 2, temperature=0.5)
     assert got.dtype == torch.float32 and ent is None
     torch.testing.assert_close(got, token_logprobs(head(hidden).float() / 0.5, targets))
 
@@ -130,6 +147,8 @@ def test_chunked_head_bf16_upcasts_before_temperature_and_scores_without_grad():
 def test_chunked_head_bad_input():
     head = torch.nn.Linear(4, 8)
     with pytest.raises(ValueError, match="chunk_tokens must be an integer >= 1"):
-        chunked_head_logprobs(torch.zeros(1, 2, 4), torch.zeros(1, 2, dtype=torch.long), head, 0)
+        chunked_head_logprobs(torch.zeros(1, 2, 4), torch.zeros(1, 2, dtype=torch.long), head.weight, head.bias, 0)
     with pytest.raises(ValueError, match="hidden must be"):
-        chunked_head_logprobs(torch.zeros(2, 4), torch.zeros(1, 2, dtype=torch.long), head, 2)
+        chunked_head_logprobs(torch.zeros(2, 4), torch.zeros(1, 2, dtype=torch.long), head.weight, head.bias, 2)
+    with pytest.raises(ValueError, match="weight must be"):
+        chunked_head_logprobs(torch.zeros(1, 2, 5), torch.zeros(1, 2, dtype=torch.long), head.weight, head.bias, 2)

@@ -61,8 +61,8 @@ def group(request, ray_session, tmp_path_factory):
         torch_threads=1,
         device="cpu",
         # Micro-batches score up to 2 x 9 positions: several chunks, each recomputed in backward,
-        # so every check below also holds for the chunked log-probs under ZeRO-2
-        # (workers/chunked_head.py); the learner turns them off under ZeRO-3 (learner.py).
+        # so every check below also holds for the chunked log-probs (workers/chunked_head.py)
+        # under ZeRO-2 and ZeRO-3.
         logprob_chunk_tokens=5,
     )
     learners = LearnerGroup(settings, 2, ActorOptions("learner", num_cpus=0.5))
