@@ -112,6 +112,8 @@ class AlgoConfig:
     name: Literal["capo", "grpo"] = "capo"
     w_whole: float = 2.0  # outcome credit W_whole (paper default 2)
     w_process: float = 1.0  # step penalty W_process (paper default 1)
+    # A wrong answer whose critiques flag no step gets its last step flagged (core.credit.explain_wrong_answer)
+    flag_wrong_answer: bool = False
     scale_std: bool = True  # divide by the group std (uncertain in the paper: an option)
     eps: float = 1e-6
     clip_low: float = 0.2
@@ -138,6 +140,7 @@ class LearnerConfig:
     num_workers: int = 2
     zero_stage: int = 2
     lr: float = 1e-5
+    warmup_steps: int = 0  # optimizer steps of linear lr warmup (a fresh Adam's first steps are sign(g) * lr)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 4  # sequences per forward/backward per rank
@@ -154,6 +157,7 @@ class LearnerConfig:
         check(self.logprob_chunk_tokens >= 0, "learner.logprob_chunk_tokens: must be >= 0 (0: no chunking)")
         check(self.zero_stage in (1, 2, 3), f"learner.zero_stage: {self.zero_stage} is not one of [1, 2, 3]")
         check(self.lr > 0, "learner.lr: must be > 0")
+        check(self.warmup_steps >= 0, "learner.warmup_steps: must be >= 0 (0: no warmup)")
         check(self.micro_batch_size >= 1, "learner.micro_batch_size: must be >= 1")
         check(self.torch_threads >= 0, "learner.torch_threads: must be >= 0 (0: cores / ranks)")
 

@@ -31,6 +31,22 @@ def _check_token_spans(token_spans: Sequence[tuple[int, int]], num_tokens: int) 
         previous_end = end
 
 
+def explain_wrong_answer(correct: bool, step_penalty: Sequence[float] | None) -> list[float] | None:
+    """A wrong answer whose critiques flag no step gets its LAST step flagged (penalty 1).
+
+    Why: the verifier knows such a response is wrong somewhere, and its last step states the
+    wrong answer. Without this, a policy whose critic checks only arithmetic learns that
+    stopping early is safe: "Step 1: 3 + 4 = 7. The answer is 7." for a three-step problem has
+    no wrong step, so in an all-wrong group (where the outcome credit is equal for all and
+    group normalization leaves only the step penalties) its tokens all score above the mean.
+    A critic that sees the reference answer would flag that last step itself. Abstentions
+    (None) and answers already explained by a flagged step are returned unchanged.
+    """
+    if correct or step_penalty is None or not step_penalty or any(step_penalty):
+        return None if step_penalty is None else list(step_penalty)
+    return [*step_penalty[:-1], 1.0]
+
+
 def token_rewards(
     correct: bool,
     token_spans: Sequence[tuple[int, int]],

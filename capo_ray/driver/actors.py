@@ -112,6 +112,7 @@ class Actors:
             temperature=cfg.rollout.temperature,
             seed=cfg.learner.seed,
             logprob_chunk_tokens=cfg.learner.logprob_chunk_tokens,
+            warmup_steps=cfg.learner.warmup_steps,
         )
         self.learner = LearnerGroup(settings, cfg.learner.num_workers, role_options(cfg, "learner", self.groups))
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from capo_ray.core.advantages import compute_advantages
-from capo_ray.core.credit import token_rewards
+from capo_ray.core.credit import explain_wrong_answer, token_rewards
 from capo_ray.core.critique import build_critique_messages, parse_critique
 from capo_ray.core.segment import split_steps, token_step_spans
 from capo_ray.core.voting import vote
@@ -67,16 +67,20 @@ def assign_credit(
     w_whole: float,
     w_process: float,
     all_abstain: str,
+    flag_wrong_answer: bool = False,
 ) -> list[Credit]:
     """R_t = r_v * W_whole - 1[t in wrong step] * W_process * penalty (docs/algorithm.md, method step 6).
 
     A response whose critiques all failed keeps its outcome credit (``all_abstain=outcome``)
     or is left out of the update (``drop``); it never silently gets a reward of 0.
+    ``flag_wrong_answer``: a wrong answer with no flagged step has its last step flagged
+    (``core.credit.explain_wrong_answer``).
     """
     out = []
     for r, o, s, j in zip(rollouts, outcomes, steps, judgements):
+        penalty = explain_wrong_answer(o.correct, j.step_penalty) if flag_wrong_answer else j.step_penalty
         rewards = token_rewards(
-            o.correct, s.token_spans, j.step_penalty, len(r.response_ids), w_whole=w_whole, w_process=w_process
+            o.correct, s.token_spans, penalty, len(r.response_ids), w_whole=w_whole, w_process=w_process
         )
         out.append(Credit(rewards=rewards, trained=not (j.abstained and all_abstain == "drop")))
     return out

@@ -164,7 +164,8 @@ class Trainer:
                 ref_logprobs = self.actors.reference_logprobs(cs.reference_rows(rollouts, self.tokenizer.pad_token_id))
         with timer("credit"):
             credits = cs.assign_credit(
-                rollouts, outcomes, steps, judgements, cfg.algo.w_whole, cfg.algo.w_process, cfg.critic.all_abstain
+                rollouts, outcomes, steps, judgements, cfg.algo.w_whole, cfg.algo.w_process, cfg.critic.all_abstain,
+                cfg.algo.flag_wrong_answer,
             )
             batch = cs.build_batch(
                 rollouts, credits, cfg.algo.name, cfg.algo.scale_std, cfg.algo.eps, self.tokenizer.pad_token_id

@@ -79,6 +79,7 @@ class LearnerSettings:
     offload: bool = False
     log_entropy: bool = True  # entropy metric: one extra softmax over the kept logits
     logprob_chunk_tokens: int = 0  # > 0: log probs from the LM head in chunks (workers.chunked_head)
+    warmup_steps: int = 0  # optimizer steps of linear lr warmup (0: the full rate from the first)
     dist_timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
@@ -88,6 +89,8 @@ class LearnerSettings:
             raise ValueError("need lr > 0, torch_threads >= 1 and temperature > 0")
         if self.mini_batch_size < 1 or self.micro_batch_size < 1:
             raise ValueError("mini_batch_size and micro_batch_size must be >= 1")
+        if self.warmup_steps < 0:
+            raise ValueError("warmup_steps must be >= 0")
 
 
 class LearnerWorker(RankActor):
@@ -137,7 +140,8 @@ class LearnerWorker(RankActor):
         )
         model = self._load_model(ds_config)
         optimizer = self._optimizer(model)
-        self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+        self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config,
+                                               lr_scheduler=self._warmup(optimizer))  # fmt: skip
 
     def _load_model(self, ds_config: dict[str, Any]) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
@@ -176,6 +180,17 @@ class LearnerWorker(RankActor):
 
             return DeepSpeedCPUAdam(groups, lr=s.lr, betas=s.betas, eps=s.adam_eps, adamw_mode=True)
         return torch.optim.AdamW(groups, lr=s.lr, betas=s.betas, eps=s.adam_eps)
+
+    def _warmup(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """Linear warmup over ``warmup_steps`` optimizer steps. Why: a fresh Adam's first updates
+        are sign(g) * lr for every weight, however noisy its gradient; on a small policy one such
+        step at 3e-4 moved the sampled tokens' distribution by 0.09 nats of KL (the study's
+        organism, docs/learning-study.md). DeepSpeed steps the scheduler with each optimizer
+        step and keeps its state in checkpoints."""
+        warmup = self.settings.warmup_steps
+        if not warmup:
+            return None
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
 
     # --- training -------------------------------------------------------------------------
 

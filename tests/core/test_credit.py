@@ -81,3 +81,15 @@ def test_credit_is_outcome_outside_steps_and_penalized_inside(case, w_whole, w_p
         expected = outcome - torch.tensor(w_process * weight, dtype=torch.float32)
         torch.testing.assert_close(rewards[first:end], expected.expand(end - first))
     assert torch.equal(rewards[~inside], outcome.expand(int((~inside).sum())))
+
+
+def test_explain_wrong_answer_flags_the_last_step_only_when_nothing_explains_the_error():
+    from capo_ray.core.credit import explain_wrong_answer
+
+    assert explain_wrong_answer(False, [0.0, 0.0, 0.0]) == [0.0, 0.0, 1.0]
+    assert explain_wrong_answer(False, [0.0, 0.5, 0.0]) == [0.0, 0.5, 0.0]  # already explained
+    assert explain_wrong_answer(True, [0.0, 0.0]) == [0.0, 0.0]  # a right answer keeps its votes
+    assert explain_wrong_answer(False, None) is None  # abstained: outcome credit only
+    assert explain_wrong_answer(False, []) == []  # no step to flag
+    rewards = token_rewards(False, [(0, 2), (2, 4)], explain_wrong_answer(False, [0.0, 0.0]), 5)
+    assert rewards.tolist() == [0.0, 0.0, -1.0, -1.0, 0.0]

@@ -44,6 +44,19 @@ def test_flagged_step_tokens_get_the_process_penalty():
     assert credit.rewards.tolist() == [1.0] * 7 + [2.0] * 3
 
 
+def test_flag_wrong_answer_penalizes_an_early_answer_no_step_check_can_see():
+    # Right arithmetic, but the answer comes after one of the problem's steps: wrong outcome.
+    r = make_rollout("Step 1: 4 * 5 = 20\nThe answer is \\boxed{20}.", group=0)
+    (steps,) = cs.segment([r])
+    (j,) = cs.judge([CritiqueResult(texts=["Wrong step list: []"] * 2)], [steps], "majority")
+    assert j.step_penalty == [0.0, 0.0]
+    wrong = [Verdict(False, "ok", "20")]
+    (plain,) = cs.assign_credit([r], wrong, [steps], [j], 2.0, 1.0, "outcome")
+    (flagged,) = cs.assign_credit([r], wrong, [steps], [j], 2.0, 1.0, "outcome", flag_wrong_answer=True)
+    assert plain.rewards.tolist() == [0.0] * 10
+    assert flagged.rewards.tolist() == [0.0] * 7 + [-1.0] * 3  # the answer line's three tokens
+
+
 def test_all_abstain_keeps_outcome_credit_or_drops_the_sample():
     r = make_rollout("a b\nc", group=0)
     (steps,) = cs.segment([r])

@@ -251,3 +251,17 @@ def test_non_finite_loss_raises(group):
     batch.advantages[3, 6] = float("nan")  # only rank 1 sees it; both ranks must raise
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         _train(group, batch)
+
+
+def test_warmup_ramps_the_learning_rate_then_holds_it(ray_session):
+    settings = LearnerSettings(
+        model_path=str(tiny_model_path()), zero_stage=2, precision="fp32", lr=LR, grad_clip=CLIP,
+        micro_batch_size=2, mini_batch_size=2, torch_threads=1, device="cpu", warmup_steps=3,
+    )
+    learners = LearnerGroup(settings, 1, ActorOptions("learner", num_cpus=0.5))
+    try:
+        # One optimizer step per call; "lr" is the rate the next step will use.
+        rates = [_train(learners, _batch(4, seed=i), mini=4, micro=2)["lr"] for i in range(4)]
+    finally:
+        learners.shutdown()
+    assert rates == pytest.approx([LR * 2 / 3, LR, LR, LR])  # steps ran at LR/3, 2LR/3, LR, LR
