@@ -81,6 +81,9 @@ class CriticConfig:
     # arith backend: probability of flipping each step's verdict in each critique, to exercise
     # voting and study critic noise
     flip_noise: float = 0.0
+    # arith backend: also check each step against a quoted chain question (operation, start
+    # value, order, answer), as a judge who reads it would (critics/chain_steps.py)
+    check_question: bool = True
     seed: int = 0
     openai: OpenAIJudgeConfig = field(default_factory=OpenAIJudgeConfig)
     hybrid: HybridConfig = field(default_factory=HybridConfig)

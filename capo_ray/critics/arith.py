@@ -9,6 +9,11 @@ critic noise hurts training.
 
 Equations are read and evaluated exactly by ``capo_ray.critics.calculator`` (a small
 recursive-descent parser: numbers, + - * / x and parentheses; nothing is passed to eval).
+
+With ``check_question`` (``critic.check_question``, on by default) and a critique prompt that
+quotes a ``chain`` question, it also checks each step against that question, as a judge who
+reads it would (``capo_ray.critics.chain_steps``): the operation, the number it starts from,
+the step order, and the answer. Other problems get the arithmetic check alone.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from fractions import Fraction
 
 from capo_ray.core.critique import format_verdict
 from capo_ray.critics.calculator import equation_holds, try_evaluate, visible_equations
+from capo_ray.critics.chain_steps import chain_step_errors
+from capo_ray.data.chain import Chain, find_question
 from capo_ray.records import CritiqueResult
 
 
@@ -48,9 +55,12 @@ def _show(value: Fraction | None) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
 
 
-def critique_steps(steps: list[str], k: int, flip_noise: float, rng: random.Random) -> list[str]:
-    """K critique texts for one response; each flips each step's verdict with ``flip_noise``."""
+def critique_steps(steps: list[str], k: int, flip_noise: float, rng: random.Random, chain: Chain | None = None) -> list[str]:
+    """K critique texts for one response; each flips each step's verdict with ``flip_noise``.
+    ``chain``: the question the steps answer, checked too (module docstring)."""
     verdicts = [check_step(step) for step in steps]
+    if chain is not None:
+        verdicts = [_with_question(verdict, reason) for verdict, reason in zip(verdicts, chain_step_errors(chain, steps))]
     texts = []
     for _ in range(k):
         lines, wrong = [], []
@@ -67,22 +77,38 @@ def critique_steps(steps: list[str], k: int, flip_noise: float, rng: random.Rand
     return texts
 
 
+def _with_question(verdict: tuple[bool | None, str], reason: str | None) -> tuple[bool | None, str]:
+    if reason is None:
+        return verdict
+    is_wrong, note = verdict
+    return True, (f"{note}; {reason}" if is_wrong else f"wrong: {reason}")
+
+
+def quoted_question(messages: list[dict[str, str]] | None) -> Chain | None:
+    """The chain question a critique prompt quotes (its user turns), if any."""
+    if not messages:
+        return None
+    return find_question("\n".join(m["content"] for m in messages if m.get("role") == "user"))
+
+
 class ArithCritic:
     """Driver-side backend with the same ``critique`` call as the LLM critic pool. It reads
     the step texts directly (the chat messages are for LLM critics) and costs microseconds,
     so it runs in the driver process rather than in an actor."""
 
-    def __init__(self, k: int, flip_noise: float, seed: int) -> None:
+    def __init__(self, k: int, flip_noise: float, seed: int, check_question: bool = True) -> None:
         self.k = k
         self.flip_noise = flip_noise
+        self.check_question = check_question
         self.rng = random.Random(seed)
 
     def critique(
         self, messages: list[list[dict[str, str]]] | None, step_texts: list[list[str]]
     ) -> list[CritiqueResult]:
+        chains = [quoted_question(m) if self.check_question else None for m in (messages or [None] * len(step_texts))]
         return [
-            CritiqueResult(texts=list(critique_steps(steps, self.k, self.flip_noise, self.rng)))
-            for steps in step_texts
+            CritiqueResult(texts=list(critique_steps(steps, self.k, self.flip_noise, self.rng, chain)))
+            for steps, chain in zip(step_texts, chains)
         ]
 
     def state_dict(self) -> dict:

@@ -20,7 +20,7 @@ def make_critic(cfg: Config, groups: Any = None, backend: str | None = None):
     if backend == "arith":
         from capo_ray.critics.arith import ArithCritic
 
-        return ArithCritic(k=c.k, flip_noise=c.flip_noise, seed=c.seed)
+        return ArithCritic(k=c.k, flip_noise=c.flip_noise, seed=c.seed, check_question=c.check_question)
     if backend == "llm":
         from capo_ray.critics.llm_pool import LLMCriticPool
 

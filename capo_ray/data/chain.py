@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 
 from capo_ray.data.arithmetic import SYSTEM_PROMPT
@@ -79,6 +80,22 @@ class Chain:
     @property
     def answer(self) -> int:
         return self.values()[-1]
+
+
+_QUESTION = re.compile(r"Start with (\d+)\. Apply in order: ((?:\d+\) [-+*] \d+(?:, )?)+)\.")
+_OPERATION = re.compile(r"(\d+)\) ([-+*]) (\d+)")
+
+
+def find_question(text: str) -> Chain | None:
+    """The chain problem asked in ``text`` (e.g. a critique prompt that quotes it), or None.
+    The inverse of ``Chain.question``: ``find_question(chain.question) == chain``."""
+    match = _QUESTION.search(text)
+    if match is None:
+        return None
+    ops = [(int(label), op, int(b)) for label, op, b in _OPERATION.findall(match.group(2))]
+    if [label for label, _, _ in ops] != list(range(1, len(ops) + 1)):
+        return None
+    return Chain(int(match.group(1)), tuple((op, b) for _, op, b in ops))
 
 
 def apply(x: int, op: str, b: int) -> int:
