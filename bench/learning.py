@@ -139,6 +139,15 @@ def curves_of(rows: list[dict]) -> dict:
     wall, out = 0.0, {"step": [], "wall_s": [], "train_accuracy": [], "judge_tokens_per_policy_token": [],
                       "step_s": [], "eval_step": [], "eval_wall_s": [], "heldout_accuracy": [],
                       "wrong_steps_among_correct": [], "train_flagged_rate": [], "heldout_sampled_accuracy": []}
+    start_key = "eval_start/chain_heldout/pass@1"  # the starting weights (trainer.eval_before_train)
+    if rows and start_key in rows[0]:
+        out["eval_step"].append(0)
+        out["eval_wall_s"].append(0.0)
+        out["heldout_accuracy"].append(rows[0][start_key])
+        out["wrong_steps_among_correct"].append(rows[0].get("eval_start/chain_heldout/wrong_step_rate_among_correct", 0.0))
+        sampled = [v for k, v in rows[0].items() if k.startswith("eval_start/chain_heldout/avg@")]
+        if sampled:
+            out["heldout_sampled_accuracy"].append(sampled[0])
     for row in rows:
         wall += row.get("time/step", 0.0) + row.get("time/eval", 0.0)
         out["step"].append(row["step"] + 1)

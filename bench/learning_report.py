@@ -61,10 +61,13 @@ def _ratio(cells: dict[str, list[dict]], target: float | None) -> dict | None:
     if target is None or "capo" not in cells or "grpo" not in cells:
         return None
     grpo = {r["seed"]: steps_to(r["curves"], target) for r in cells["grpo"]}
+    if grpo and all(g == 0 for g in grpo.values()):
+        # GRPO ended no higher than it started: the target needs no training, a ratio would say nothing.
+        return {"median": None, "per_seed": [], "lower_bound": False, "no_gain": True}
     ratios, censored = [], False
     for run in cells["capo"]:
         g = grpo.get(run["seed"])
-        if g is None:
+        if not g:  # never reached (None) or reached untrained (0): no ratio for this seed
             continue
         c = steps_to(run["curves"], target)
         if c is None:
@@ -81,6 +84,10 @@ def headline(summary: dict) -> str:
         return "CAPO/GRPO steps to target: n/a (a CAPO or GRPO run is missing or failed)"
     capo, grpo = cells["capo"], cells["grpo"]
     seeds = min(capo["seeds"], grpo["seeds"])
+    finals = (f"final accuracy CAPO {capo['final_accuracy']:.2f}, GRPO {grpo['final_accuracy']:.2f}; "
+              f"{seeds} seed{'s' if seeds != 1 else ''}")
+    if ratio.get("no_gain"):
+        return f"CAPO/GRPO steps to target: n/a (GRPO ended no higher than its start, so no target; {finals})"
     bound = ">=" if ratio["lower_bound"] else ""
     return (f"CAPO/GRPO steps to target: {bound}{ratio['median']:.2f}x (final accuracy CAPO "
             f"{capo['final_accuracy']:.2f}, GRPO {grpo['final_accuracy']:.2f}; {seeds} seed{'s' if seeds != 1 else ''})")

@@ -264,6 +264,9 @@ class TrainerConfig:
     eval_limit: int = 64  # problems per benchmark
     eval_k: int = 0  # samples per problem for avg@k (0: greedy pass@1 only)
     eval_max_new_tokens: int = 512
+    # With eval_every > 0, also score the starting weights before step 0 (a fresh run only);
+    # logged in step 0's row as eval_start/... so every curve has its starting point.
+    eval_before_train: bool = True
     # Overlap (docs/judge-service.md): the reference forward runs during the critique requests;
     # rollout_ahead=1 generates, verifies and judges step t+1's rollouts while step t trains
     # (one weight version behind; their behaviour log-probs feed the PPO ratio).

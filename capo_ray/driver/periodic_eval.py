@@ -43,19 +43,22 @@ class PeriodicEval:
         return self.every > 0 and (step + 1) % self.every == 0
 
     def run(self, step: int, generate_samples: Any) -> dict[str, float]:
+        """Scores after ``step`` (-1: the starting weights), as eval/... metrics."""
         from capo_ray.evaluation.generate import rollout_generate_fn
         from capo_ray.evaluation.report import write_run
         from capo_ray.evaluation.runner import evaluate
 
+        name = "start" if step < 0 else f"step_{step:06d}"  # step -1: the weights before training
         result = evaluate(
             self.problems, rollout_generate_fn(generate_samples), self.verifier, self.encode,
-            self.settings, model=f"step_{step}",
+            self.settings, model=name,
         )
-        write_run(self.run_dir / "eval" / f"step_{step:06d}", result)
+        write_run(self.run_dir / "eval" / name, result)
         metrics = result.flat_metrics("eval")
         if self.chain:
             metrics.update(step_error_metrics(result.problems["chain_heldout"], "eval/chain_heldout"))
-        log.info("eval at step %d: %s", step, {k: round(v, 4) for k, v in metrics.items() if "/avg/" in k})
+        log.info("eval %s: %s", "before training" if step < 0 else f"at step {step}",
+                 {k: round(v, 4) for k, v in metrics.items() if "/avg/" in k})
         return metrics
 
 

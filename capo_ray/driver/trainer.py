@@ -73,6 +73,7 @@ class Trainer:
         self.judge_stage = JudgeStage(cfg.critic, enabled=self.use_critic)
         self.prefetch = RolloutPrefetch()  # trainer.rollout_ahead
         self.evaluator = PeriodicEval(cfg, tokenizer, self.verifier, run_dir) if cfg.trainer.eval_every else None
+        self._start_eval: dict[str, float] = {}  # step 0's eval_start/... (fit, trainer.eval_before_train)
         # Kept across restarts by capo_ray.train: the per-run bound and the restart count.
         self.recovery = recovery or ActorRecovery.from_config(cfg.trainer)
 
@@ -82,6 +83,7 @@ class Trainer:
         total = self.cfg.trainer.steps
         progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
         budget = StepBudget(self.cfg.trainer.time_budget_s, start=self.started_at)
+        self._start_eval = self._evaluate_start() if start == 0 else {}
         try:
             for step in range(start, total):
                 if not budget.allows_another():
@@ -105,6 +107,15 @@ class Trainer:
             plots=self.cfg.logging.plots,
         )
         return history
+
+    def _evaluate_start(self) -> dict[str, float]:
+        """The starting weights' held-out scores, as eval_start/... (trainer.eval_before_train)."""
+        if self.evaluator is None or not self.cfg.trainer.eval_before_train:
+            return {}
+        started = time.perf_counter()
+        scores = self.evaluator.run(-1, self.actors.generate_samples)
+        out = {"eval_start/" + key.removeprefix("eval/"): value for key, value in scores.items()}
+        return {**out, "time/eval_start": time.perf_counter() - started}
 
     def train_step(self, step: int) -> dict[str, Any]:
         cfg, timer = self.cfg, StageTimer()
@@ -135,6 +146,8 @@ class Trainer:
                 evaluate = lambda: self.evaluator.run(step, self.actors.generate_samples)  # noqa: E731
                 metrics.update(self._recovering(step, "redoing its evaluation", evaluate, self._resync))
             metrics["time/eval"] = timer.seconds["eval"]
+        if step == 0:
+            metrics.update(self._start_eval)
         metrics.update(self.recovery.step_metrics())
         metrics["memory/peak_rss_gib"] = max(peak_rss_gib(), self.actors.peak_rss_gib())
         if cfg.logging.log_samples:

@@ -28,3 +28,17 @@ def test_capo_that_never_reaches_the_target_is_a_lower_bound():
     assert line.startswith("CAPO/GRPO steps to target: >=1.50x")  # 15 steps (all) / GRPO's 10
     failed = summarize([dict(runs[0], ok=False), runs[1]])
     assert headline(failed).endswith("n/a (a CAPO or GRPO run is missing or failed)")
+
+
+def test_no_ratio_when_grpo_ends_below_its_start():
+    def with_start(run, start):
+        c = run["curves"]
+        c["eval_step"], c["heldout_accuracy"] = [0, *c["eval_step"]], [start, *c["heldout_accuracy"]]
+        c["wrong_steps_among_correct"] = [0.1, *c["wrong_steps_among_correct"]]
+        return run
+
+    runs = [with_start(_run("grpo", 0, [0.6, 0.5, 0.4]), 0.7), with_start(_run("capo", 0, [0.7, 0.75, 0.8]), 0.7)]
+    summary = summarize(runs)
+    assert summary["cells"]["grpo"]["steps_to_target"] == [0]
+    assert headline(summary) == ("CAPO/GRPO steps to target: n/a (GRPO ended no higher than its start, so no target; "
+                                 "final accuracy CAPO 0.78, GRPO 0.45; 1 seed)")

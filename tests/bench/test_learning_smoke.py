@@ -23,8 +23,10 @@ def test_smoke_study_runs_both_algorithms_and_writes_its_results(tmp_path):
     assert {r["cell"] for r in result["runs"]} == {"capo", "grpo"} and all(r["ok"] for r in result["runs"])
     for run in result["runs"]:
         curves = run["curves"]
-        assert curves["step"] == [1, 2] and len(curves["heldout_accuracy"]) == 2  # eval after every step
+        # the starting weights (trainer.eval_before_train), then an eval after every step
+        assert curves["step"] == [1, 2] and curves["eval_step"] == [0, 1, 2] and len(curves["heldout_accuracy"]) == 3
         assert all(0 <= a <= 1 for a in curves["heldout_accuracy"])
+    assert result["runs"][0]["curves"]["heldout_accuracy"][0] == result["runs"][1]["curves"]["heldout_accuracy"][0]
     capo = next(r for r in result["runs"] if r["cell"] == "capo")
     grpo = next(r for r in result["runs"] if r["cell"] == "grpo")
     assert capo["curves"]["train_flagged_rate"] != [] and max(grpo["curves"]["train_flagged_rate"]) == 0
