@@ -40,6 +40,7 @@ def summarize(runs: list[dict]) -> dict:
     for name, members in cells.items():
         finals = [f for f in (_final(r["curves"]["heldout_accuracy"]) for r in members) if f is not None]
         wrong = [f for f in (_final(r["curves"]["wrong_steps_among_correct"]) for r in members) if f is not None]
+        sampled = [f for f in (_final(r["curves"].get("heldout_sampled_accuracy", [])) for r in members) if f is not None]
         steps = [steps_to(r["curves"], target) if target is not None else None for r in members]
         step_s = [statistics.fmean(r["curves"]["step_s"][1:] or r["curves"]["step_s"]) for r in members]
         judge = [statistics.fmean(r["curves"]["judge_tokens_per_policy_token"]) for r in members]
@@ -48,6 +49,9 @@ def summarize(runs: list[dict]) -> dict:
             "final_accuracy": statistics.fmean(finals) if finals else None,
             "final_accuracy_sd": statistics.pstdev(finals) if len(finals) > 1 else 0.0,
             "wrong_steps_among_correct": statistics.fmean(wrong) if wrong else None,
+            "final_sampled_accuracy": statistics.fmean(sampled) if sampled else None,
+            "start_accuracy": statistics.fmean(r["curves"]["heldout_accuracy"][0] for r in members)
+            if members[0]["curves"].get("eval_step", [None])[:1] == [0] else None,
             "steps_to_target": steps, "step_s": statistics.fmean(step_s), "judge_tokens_per_policy_token": statistics.fmean(judge),
             "total_steps": members[0]["curves"]["step"][-1] if members[0]["curves"]["step"] else 0,
         }
@@ -106,12 +110,13 @@ def write_table(path: Path, result: dict) -> None:
         f"Study wall-clock {result['study_wall_s'] / 60:.1f} min.", "",
         f"Settings: {result['settings']}, RL lr {result['lr']}.", "",
         f"Target accuracy (GRPO's final held-out accuracy, mean over seeds): {_fmt(s['target'])}", "",
-        "| cell | seeds | final held-out acc | sd | steps to target (per seed) | wrong steps among correct | s/step | judge tok / policy tok |",
-        "|---|---|---|---|---|---|---|---|",
+        "| cell | seeds | start acc | final held-out acc | sd | final sampled acc | steps to target (per seed) | wrong steps among correct | s/step | judge tok / policy tok |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in s["cells"].items():
         steps = ", ".join("never" if x is None else str(x) for x in c["steps_to_target"])
-        lines.append(f"| {name} | {c['seeds']} | {_fmt(c['final_accuracy'])} | {_fmt(c['final_accuracy_sd'])} | "
+        lines.append(f"| {name} | {c['seeds']} | {_fmt(c['start_accuracy'])} | {_fmt(c['final_accuracy'])} | "
+                     f"{_fmt(c['final_accuracy_sd'])} | {_fmt(c['final_sampled_accuracy'])} | "
                      f"{steps} (of {c['total_steps']}) | {_fmt(c['wrong_steps_among_correct'])} | "
                      f"{_fmt(c['step_s'], '.1f')} | {_fmt(c['judge_tokens_per_policy_token'], '.2f')} |")
     if s["failed_runs"]:
@@ -146,6 +151,8 @@ def write_plots(out: Path, runs: list[dict]) -> None:
         ("accuracy_vs_time.png", "eval_wall_s", "heldout_accuracy", "wall-clock (s)", "held-out accuracy (greedy)"),
         ("wrong_steps_among_correct.png", "eval_step", "wrong_steps_among_correct", "RL step",
          "correct held-out answers with a wrong step"),
+        ("sampled_accuracy_vs_steps.png", "eval_step", "heldout_sampled_accuracy", "RL step",
+         "held-out accuracy (sampled at the rollout temperature)"),
     ]
     for filename, x_key, y_key, x_label, y_label in figures:
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
