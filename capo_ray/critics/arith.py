@@ -93,8 +93,8 @@ def quoted_question(messages: list[dict[str, str]] | None) -> Chain | None:
 
 class ArithCritic:
     """Driver-side backend with the same ``critique`` call as the LLM critic pool. It reads
-    the step texts directly (the chat messages are for LLM critics) and costs microseconds,
-    so it runs in the driver process rather than in an actor."""
+    the step texts directly, and from the chat messages only a quoted chain question, and
+    costs microseconds, so it runs in the driver process rather than in an actor."""
 
     def __init__(self, k: int, flip_noise: float, seed: int, check_question: bool = True) -> None:
         self.k = k

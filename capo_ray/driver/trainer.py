@@ -83,8 +83,8 @@ class Trainer:
         total = self.cfg.trainer.steps
         progress = Progress(total, start, enabled=self.cfg.logging.progress_bar, stream=console.terminal)
         budget = StepBudget(self.cfg.trainer.time_budget_s, start=self.started_at)
-        self._start_eval = self._evaluate_start() if start == 0 else {}
         try:
+            self._start_eval = self._evaluate_start() if start == 0 else {}
             for step in range(start, total):
                 if not budget.allows_another():
                     log.warning("trainer.time_budget_s=%.0f: stopping after %d of %d steps (%.0f s a step on "
