@@ -55,12 +55,20 @@ def _show(value: Fraction | None) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
 
 
+def check_steps(steps: list[str], chain: Chain | None = None) -> list[tuple[bool | None, str]]:
+    """(is_wrong, note) per step: ``check_step``, plus the checks against ``chain`` (the question
+    the steps answer) when given. The one noise-free judgement, shared with the held-out
+    step-error metrics (driver/periodic_eval.py)."""
+    verdicts = [check_step(step) for step in steps]
+    if chain is None:
+        return verdicts
+    return [_with_question(verdict, reason) for verdict, reason in zip(verdicts, chain_step_errors(chain, steps))]
+
+
 def critique_steps(steps: list[str], k: int, flip_noise: float, rng: random.Random, chain: Chain | None = None) -> list[str]:
     """K critique texts for one response; each flips each step's verdict with ``flip_noise``.
     ``chain``: the question the steps answer, checked too (module docstring)."""
-    verdicts = [check_step(step) for step in steps]
-    if chain is not None:
-        verdicts = [_with_question(verdict, reason) for verdict, reason in zip(verdicts, chain_step_errors(chain, steps))]
+    verdicts = check_steps(steps, chain)
     texts = []
     for _ in range(k):
         lines, wrong = [], []

@@ -76,8 +76,7 @@ def step_error_metrics(records: Any, prefix: str) -> dict[str, float]:
     """Greedy answers with a step the arith critic's checks find wrong (arithmetic, and the
     steps against the chain question: critics/chain_steps.py): share of all, of correct ones."""
     from capo_ray.core.segment import split_steps
-    from capo_ray.critics.arith import check_step
-    from capo_ray.critics.chain_steps import chain_step_errors
+    from capo_ray.critics.arith import check_steps
     from capo_ray.data.chain import find_question
 
     flagged, correct_flagged, correct = 0, 0, 0
@@ -86,9 +85,7 @@ def step_error_metrics(records: Any, prefix: str) -> dict[str, float]:
             continue
         text, ok = record.greedy.responses[0], record.greedy.correct[0]
         steps = [text[a:b] for a, b in split_steps(text)]
-        chain = find_question(record.question)
-        wrong = any(check_step(step)[0] for step in steps) or (
-            chain is not None and any(chain_step_errors(chain, steps)))
+        wrong = any(is_wrong for is_wrong, _ in check_steps(steps, find_question(record.question)))
         flagged += wrong
         correct += ok
         correct_flagged += wrong and ok
