@@ -107,7 +107,7 @@ class _ChunkedHeadLogprobs(torch.autograd.Function):
             lps.append(logits.gather(-1, targets[lo : lo + chunk_tokens].unsqueeze(-1)).squeeze(-1) - lse)
             lses.append(lse)
             if with_entropy:
-                ents.append(lse - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1))
+                ents.append(_row_entropy(logits))
         lp = torch.cat(lps)
         ent = torch.cat(ents) if with_entropy else lp.new_zeros(0)
         # One chunk holds no more than the bound allows: keep its softmax rather than pay a

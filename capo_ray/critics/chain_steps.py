@@ -32,8 +32,7 @@ def chain_step_errors(chain: Chain, steps: list[str]) -> list[str | None]:
     """Per step text: why it is wrong against ``chain``, or None (right, or not checkable)."""
     truth = [chain.start, *chain.values()]  # truth[n]: the value after n operations
     out: list[str | None] = []
-    c_prev = chain.start
-    label, allowed = 0, {chain.start}
+    label, written, right = 0, chain.start, chain.start  # the previous line's result, as written and as it should be
     for text in steps:
         step = _STEP.match(text)
         if step is None:
@@ -48,10 +47,10 @@ def chain_step_errors(chain: Chain, steps: list[str]) -> list[str | None]:
             reason = f"the problem has only {len(chain.ops)} operations"
         elif (op, b) != chain.ops[n - 1]:
             reason = f"applies {op} {b}, but operation {n} is {chain.ops[n - 1][0]} {chain.ops[n - 1][1]}"
-        elif a not in allowed | {truth[n - 1]}:
-            reason = f"starts from {a}, not from the previous result {c_prev}"
+        elif a not in (written, right, truth[n - 1]):
+            reason = f"starts from {a}, not from the previous result {written}"
         else:
             reason = None
         out.append(reason)
-        label, allowed, c_prev = n, {c, apply(a, op, b)}, c
+        label, written, right = n, c, apply(a, op, b)
     return out
