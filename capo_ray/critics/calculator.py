@@ -23,16 +23,19 @@ NUMBER = re.compile(r"(?<![\w.])(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?![\w])")
 _TOKEN = re.compile(r"\s*(?:(\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)|([-+*/x×()]))")
 
 # A number not glued to a word ("240g" is a quantity with a unit, not an operand).
-_OPERAND = r"\(*\s*\$?\s*(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?![A-Za-z_])\s*\)*"
+# Every run of spaces has exactly one sub-pattern that may take it (no "\s*\$?\s*"): with two
+# candidates per gap, a long chain that fails to match at its end ("... + 4 + 4 + 117Step")
+# backtracks through every split of every gap, exponentially (a response of 30 "+ 4" hung a run).
+_OPERAND = r"(?:\(\s*)*(?:\$\s*)?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?![A-Za-z_])(?:\s*\))*"
 _EXPR = rf"{_OPERAND}(?:\s*[-+*/x×]\s*{_OPERAND})*"
 # A chain must not start or end inside a larger expression the text interrupts ("60g * 4/5",
 # the mixed number "3 1/2", "$350 000"): checking such a fragment would report a false error.
 # A side after "=" may be negative ("3 - 5 = -2"); the first side never starts with a sign,
 # so "10 - 3 = 7" is not misread as "-3 = 7".
 _CHAIN = re.compile(
-    rf"(?<![\w.])(?<![-+*/×])(?<![-+*/×x]\s)(?<!\d\s){_EXPR}(?:\s*=\s*-?\s*{_EXPR})+(?!\s*\.?\d)"
+    rf"(?<![\w.])(?<![-+*/×])(?<![-+*/×x]\s)(?<!\d\s){_EXPR}(?:\s*=\s*(?:-\s*)?{_EXPR})+(?!\s*\.?\d)"
 )
-_TRAILING_EQUATION = re.compile(rf"({_EXPR})\s*=\s*\$?\s*$")
+_TRAILING_EQUATION = re.compile(rf"({_EXPR})\s*=\s*(?:\$\s*)?$")
 _HAS_OPERATOR = re.compile(r"\d\s*\)*\s*[-+*/x×]\s*\(*\s*\$?\s*\.?\d")
 
 

@@ -102,3 +102,24 @@ from hypothesis import strategies as st  # noqa: E402
 def test_evaluate_matches_fraction_arithmetic(a, b, op):
     expected = {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[op]
     assert evaluate(f"({a.numerator}/{a.denominator}) {op} ({b.numerator}/{b.denominator})") == expected
+
+
+def test_a_long_run_of_operations_that_never_closes_is_read_in_linear_time():
+    # A sampled organism response: a chain that ends glued to a word, so no match exists and the
+    # regex must give up. Before every space gap had one owner, each extra "+ 4" multiplied the
+    # backtracking ~6x (4 terms: 3 s; 30: a hung training run). The alarm turns a hang into a failure.
+    import signal
+
+    text = "Step 5: 2017 + 5 + 419 - 2 + 426" + " + 4" * 200 + "Step 6: 3 + 4 = 7"
+
+    def hung(*_):
+        raise TimeoutError("visible_equations backtracks exponentially again")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        assert visible_equations(text) == [["3 + 4", "7"]]
+        assert wrong_equations(text + " and 1 + 1 = 3") == 1
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
