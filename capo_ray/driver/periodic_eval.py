@@ -73,24 +73,21 @@ def _task_encoder(tokenizer: Any, data: DataConfig) -> Any:
 
 
 def step_error_metrics(records: Any, prefix: str) -> dict[str, float]:
-    """Greedy answers with a step the arith critic's checks find wrong (arithmetic, and the
-    steps against the chain question: critics/chain_steps.py): share of all, of correct ones."""
-    from capo_ray.core.segment import split_steps
-    from capo_ray.critics.arith import check_steps
-    from capo_ray.data.chain import find_question
+    """Responses with a step the arith critic's checks find wrong (critics/step_errors.py), as a
+    share of all and of the correct ones: greedy answers under ``prefix``, samples at the
+    rollout temperature (what RL trains) under ``prefix/sampled_``."""
+    from capo_ray.critics.step_errors import step_error_rates
 
-    flagged, correct_flagged, correct = 0, 0, 0
-    for record in records:
-        if record.greedy is None:
-            continue
-        text, ok = record.greedy.responses[0], record.greedy.correct[0]
-        steps = [text[a:b] for a, b in split_steps(text)]
-        wrong = any(is_wrong for is_wrong, _ in check_steps(steps, find_question(record.question)))
-        flagged += wrong
-        correct += ok
-        correct_flagged += wrong and ok
-    total = max(1, len(records))
-    return {
-        f"{prefix}/step_error_rate": flagged / total,
-        f"{prefix}/wrong_step_rate_among_correct": correct_flagged / correct if correct else 0.0,
-    }
+    out: dict[str, float] = {}
+    for mode, tag in (("greedy", ""), ("sampled", "sampled_")):
+        texts, correct, questions = [], [], []
+        for record in records:
+            samples = getattr(record, mode, None)
+            if samples is None:
+                continue
+            texts += samples.responses
+            correct += samples.correct
+            questions += [record.question] * len(samples.responses)
+        if texts:
+            out.update({f"{prefix}/{tag}{k}": v for k, v in step_error_rates(texts, correct, questions).items()})
+    return out

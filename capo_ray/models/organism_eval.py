@@ -1,8 +1,8 @@
 """How good the organism is after SFT: held-out chain accuracy and how often its steps are wrong.
 
 Plain-torch generation (HF ``generate``), so it runs where the build runs, on one thread, with
-no engine. The arith critic's own step checker (``capo_ray.critics.arith.check_step``) says
-which steps are wrong, so "step error" here means what the critic will flag during RL.
+no engine. The arith critic's own checks (``capo_ray.critics.step_errors``) say which steps are
+wrong, so "step error" here means what the critic will flag during RL.
 """
 
 from __future__ import annotations
@@ -13,20 +13,14 @@ from typing import Any
 from capo_ray.config.components import DataConfig
 
 
-def score_responses(responses: list[str], answers: list[str]) -> dict[str, float]:
-    """accuracy, share of responses with a wrong step, and that share among correct answers."""
-    from capo_ray.critics.arith import check_step
+def score_responses(responses: list[str], answers: list[str], questions: list[str]) -> dict[str, float]:
+    """accuracy, share of responses with a wrong step, and that share among correct answers
+    (critics/step_errors.py: the critic's checks, the chain question's included)."""
+    from capo_ray.critics.step_errors import step_error_rates
     from capo_ray.rewards.exact import exact_verdict
 
     correct = [exact_verdict(text, answer).correct for text, answer in zip(responses, answers)]
-    has_error = [any(check_step(line)[0] for line in text.splitlines()) for text in responses]
-    n, n_correct = len(responses), sum(correct)
-    return {
-        "accuracy": n_correct / n,
-        "step_error_rate": sum(has_error) / n,
-        "wrong_step_rate_among_correct": (sum(e for e, c in zip(has_error, correct) if c) / n_correct)
-        if n_correct else 0.0,
-    }
+    return {"accuracy": sum(correct) / len(responses), **step_error_rates(responses, correct, questions)}
 
 
 def generate(model: Any, tok: Any, prompts: list[str], greedy: bool, max_new_tokens: int, seed: int) -> list[str]:
@@ -63,6 +57,6 @@ def measure(folder: str | Path, data: DataConfig, problems: int, threads: int = 
     result: dict[str, Any] = {"problems": problems}
     for mode in ("greedy", "sampled"):
         texts = generate(model, tok, prompts, mode == "greedy", 200, seed=0)
-        result[mode] = score_responses(texts, answers)
+        result[mode] = score_responses(texts, answers, [p.question for p in held])
         result[f"{mode}_example"] = texts[0]
     return result

@@ -19,3 +19,19 @@ def test_a_copied_operation_counts_as_a_wrong_step_though_its_arithmetic_holds()
     metrics = step_error_metrics([right, copied, slipped], "eval/chain_heldout")
     assert metrics["eval/chain_heldout/step_error_rate"] == 2 / 3
     assert metrics["eval/chain_heldout/wrong_step_rate_among_correct"] == 1 / 2
+
+
+def test_samples_at_the_rollout_temperature_are_counted_apart_from_greedy():
+    right = "Step 1: 38 - 5 = 33\nStep 2: 33 + 6 = 39\nThe answer is \\boxed{39}."
+    slipped = "Step 1: 38 - 5 = 31\nStep 2: 33 + 6 = 39\nThe answer is \\boxed{39}."
+    record = SimpleNamespace(
+        question=CHAIN.question,
+        greedy=SimpleNamespace(responses=[right], correct=[True]),
+        sampled=SimpleNamespace(responses=[right, slipped, slipped, "The answer is \\boxed{7}."],
+                                correct=[True, True, True, False]),
+    )
+    metrics = step_error_metrics([record], "eval/chain_heldout")
+    assert metrics["eval/chain_heldout/step_error_rate"] == 0.0
+    # The answer without its steps is flagged too: the chain checks want every operation applied.
+    assert metrics["eval/chain_heldout/sampled_step_error_rate"] == 3 / 4
+    assert metrics["eval/chain_heldout/sampled_wrong_step_rate_among_correct"] == 2 / 3

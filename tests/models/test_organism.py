@@ -61,7 +61,8 @@ def test_scores_count_wrong_steps_among_correct_answers():
     right = "Step 1: 2 + 3 = 5\nThe answer is \\boxed{5}."
     slip = "Step 1: 2 + 3 = 6\nStep 2: 5 * 2 = 10\nThe answer is \\boxed{10}."
     wrong = "Step 1: 2 + 3 = 5\nThe answer is \\boxed{4}."
-    scores = score_responses([right, slip, wrong], ["5", "10", "5"])
+    # Not a chain question: the arithmetic alone is checked.
+    scores = score_responses([right, slip, wrong], ["5", "10", "5"], ["What is 2 + 3?", "q", "q"])
     assert scores["accuracy"] == pytest.approx(2 / 3)
     assert scores["step_error_rate"] == pytest.approx(1 / 3)
     assert scores["wrong_step_rate_among_correct"] == pytest.approx(1 / 2)
