@@ -1,6 +1,6 @@
 """Where does outcome-only credit land inside a response? A diagnostic for the learning study.
 
-    python bench/credit_focus.py                      # the organism, 48 held-out-free problems x 8 samples
+    python bench/credit_focus.py                      # the organism, 48 train problems x 8 samples
     python bench/credit_focus.py --problems 16 --samples 4 --model organism-small
 
 GRPO gives every token of a response the same advantage, but the push a token's advantage
