@@ -27,16 +27,13 @@ sys.path.insert(0, str(REPO))
 
 def token_kinds(text: str, offsets: list[tuple[int, int]], question: str, correct: bool) -> list[str]:
     """One label per token: "<right|wrong> answer, <flagged|other> step"."""
-    from capo_ray.core.segment import split_steps
-    from capo_ray.critics.arith import check_steps
-    from capo_ray.data.chain import find_question
+    from capo_ray.critics.step_errors import wrong_step_spans
 
-    spans = split_steps(text)
-    flagged = [bool(wrong) for wrong, _ in check_steps([text[a:b] for a, b in spans], find_question(question))]
+    flagged = wrong_step_spans(text, question)
     answer = "right" if correct else "wrong"
     kinds = []
     for first, end in offsets:
-        inside = any(f and first < b and end > a for (a, b), f in zip(spans, flagged))
+        inside = any(first < b and end > a for a, b in flagged)
         kinds.append(f"{answer} answer, {'flagged' if inside else 'other'} step")
     return kinds
 

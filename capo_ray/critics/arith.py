@@ -57,8 +57,8 @@ def _show(value: Fraction | None) -> str:
 
 def check_steps(steps: list[str], chain: Chain | None = None) -> list[tuple[bool | None, str]]:
     """(is_wrong, note) per step: ``check_step``, plus the checks against ``chain`` (the question
-    the steps answer) when given. The one noise-free judgement, shared with the held-out
-    step-error metrics (driver/periodic_eval.py)."""
+    the steps answer) when given. The one noise-free judgement, shared with the step-error
+    counts (critics/step_errors.py)."""
     verdicts = [check_step(step) for step in steps]
     if chain is None:
         return verdicts

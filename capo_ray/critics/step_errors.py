@@ -16,9 +16,15 @@ from capo_ray.critics.arith import check_steps
 from capo_ray.data.chain import find_question
 
 
+def wrong_step_spans(response: str, question: str) -> list[tuple[int, int]]:
+    """Character spans (``core.segment.split_steps``) of the steps the checks flag."""
+    spans = split_steps(response)
+    verdicts = check_steps([response[a:b] for a, b in spans], find_question(question))
+    return [span for span, (is_wrong, _) in zip(spans, verdicts) if is_wrong]
+
+
 def has_wrong_step(response: str, question: str) -> bool:
-    steps = [response[a:b] for a, b in split_steps(response)]
-    return any(is_wrong for is_wrong, _ in check_steps(steps, find_question(question)))
+    return bool(wrong_step_spans(response, question))
 
 
 def step_error_rates(responses: Sequence[str], correct: Sequence[bool], questions: Sequence[str]) -> dict[str, float]:
