@@ -40,7 +40,7 @@ def token_kinds(text: str, offsets: list[tuple[int, int]], question: str, correc
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="organism", help="organism, organism-small or an HF folder")
+    p.add_argument("--model", default="organism", help="an organism name (organism, organism-habit, ...) or an HF folder")
     p.add_argument("--problems", type=int, default=48)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     from capo_ray.config import DataConfig
     from capo_ray.data.prompts_for_task import prompt_messages
     from capo_ray.data.sources import make_source
-    from capo_ray.models.organism import FULL, SMALL
+    from capo_ray.models.organism import FULL, RECIPES
     from capo_ray.models.resolve import resolve_model_path
     from capo_ray.rewards.exact import exact_verdict
 
     torch.manual_seed(args.seed)
-    recipe = SMALL if args.model == "organism-small" else FULL
+    recipe = RECIPES.get(args.model, FULL)  # an HF folder: asked the full organism's task
     path = resolve_model_path(args.model)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()

@@ -94,9 +94,9 @@ def ablation_cells() -> list[Cell]:
 
 def task_overrides(model: str) -> list[str]:
     """The chain knobs the organism was trained on (RL asks the same kind of problems)."""
-    from capo_ray.models.organism import FULL, SMALL
+    from capo_ray.models.organism import RECIPES
 
-    recipe = SMALL if model == "organism-small" else FULL
+    recipe = RECIPES[model]
     ops = ",".join(f"'{op}'" for op in recipe.operators)
     return [f"data.operand_max={recipe.operand_max}", f"data.max_value={recipe.max_value}", f"data.operators=[{ops}]"]
 
@@ -204,6 +204,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4, help="RL learning rate (both algorithms)")
     p.add_argument("--no-ablations", action="store_true", help="full mode: only the main CAPO and GRPO cells")
     p.add_argument("--cells", help="comma-separated cell names to run (default: the mode's)")
+    p.add_argument("--organism", choices=("organism", "organism-habit"),
+                   help="the policy RL starts from (default organism; organism-habit adds a confident mistake)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a trainer override for every run, after the study's own (repeatable)")
     return p.parse_args(argv)
@@ -213,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
     mode = MODES[name]
-    if args.seeds or args.steps:
+    if args.seeds or args.steps or args.organism:
         mode = Mode(**{**mode.__dict__, "seeds": args.seeds or mode.seeds, "steps": args.steps or mode.steps,
-                       "eval_every": min(mode.eval_every, args.steps or mode.steps)})
+                       "eval_every": min(mode.eval_every, args.steps or mode.steps), "model": args.organism or mode.model})
     out = (args.out or REPO / "runs" / f"learning-{name}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     plan = [(cell, seed) for seed in range(mode.seeds) for cell in MAIN]

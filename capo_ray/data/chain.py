@@ -18,7 +18,8 @@ until its problems are in its own split.
 ``solution_text`` also writes *imperfect* solutions for the SFT cold start of the model
 organism (capo_ray/models/organism.py): an error that propagates (a wrong result that later
 steps build on, so the final answer is wrong) or a slip that the next step ignores (it goes on
-from the right value, so the final answer is still right: what an outcome reward cannot see).
+from the right value, so the final answer is still right: what an outcome reward cannot see),
+each at random, or a habit: one systematic wrong product the policy learns to prefer.
 """
 
 from __future__ import annotations
@@ -178,14 +179,21 @@ def _wrong_value(rng: random.Random, right: int, upward: bool) -> int:
 class SolutionErrors:
     """Per-step probabilities of writing a wrong result: ``propagate`` (later steps build on
     it, the final answer is wrong) and ``slip`` (the next step goes on from the right value;
-    never on the last step, where nothing could ignore it)."""
+    never on the last step, where nothing could ignore it), each a value drawn at random.
+
+    ``habit`` is a *systematic* error instead: on a multiplication step, the share of
+    solutions that write one multiple too many (``x * b = x * (b + 1)``, later steps build on
+    it). Random errors leave the policy unsure where it errs (its mistakes spread over many
+    values); a habit is one wrong value the policy learns to prefer, a confident mistake.
+    A habit step is drawn first; the random errors share the remaining draws."""
 
     propagate: float = 0.0
     slip: float = 0.0
+    habit: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (0 <= self.propagate and 0 <= self.slip and self.propagate + self.slip <= 1):
-            raise ValueError(f"need propagate, slip >= 0 and propagate + slip <= 1, got {self}")
+        if not (0 <= self.propagate and 0 <= self.slip and self.propagate + self.slip <= 1 and 0 <= self.habit <= 1):
+            raise ValueError(f"need propagate, slip >= 0, propagate + slip <= 1 and habit in [0, 1], got {self}")
 
 
 @dataclass(frozen=True)
@@ -203,7 +211,9 @@ def solution_text(chain: Chain, rng: random.Random | None = None, errors: Soluti
     for i, (op, b) in enumerate(chain.ops, start=1):
         right = apply(x, op, b)
         draw = rng.random()
-        if draw < errors.propagate:
+        if op == "*" and errors.habit and rng.random() < errors.habit:
+            written = next_x = x * (b + 1)
+        elif draw < errors.propagate:
             written = next_x = _wrong_value(rng, right, upward=True)
         elif draw < errors.propagate + errors.slip and i < last:
             written, next_x = _wrong_value(rng, right, upward=False), right

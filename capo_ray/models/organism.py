@@ -73,6 +73,7 @@ class Recipe:
     ramp_steps: int = 300  # curriculum: 1-2 operations first, growing to 3-6 (ChainSolutions)
     propagate_error: float = 0.05
     slip_error: float = 0.15
+    habit_error: float = 0.0  # share of multiplication steps written x * (b + 1): a confident mistake
     # Values 0-20 and operands 1-5: this schedule learns the arithmetic itself (greedy 90%), so
     # what RL can improve is the policy's sampled habits (the injected errors, loose sampling).
     # v3's 0-40 / 1-9 left most sampled errors as facts not yet learned, and RL cannot teach
@@ -89,6 +90,11 @@ FULL = Recipe()
 # A much smaller one for tests: seconds to build, learns the format, not the arithmetic.
 SMALL = Recipe(name="organism-small-v4", hidden=64, layers=2, heads=2, intermediate=128, steps=30,
                batch_size=16, lr=3e-3, warmup_steps=5, ramp_steps=0, threads=1, eval_problems=16)
+# The same organism with a confident mistake besides the random ones: 70% of its training
+# multiplications write x * (b + 1), so it prefers one wrong product (docs/learning-study.md).
+HABIT = replace(FULL, name="organism-habit-p7", habit_error=0.7)
+# Names a config's model.path may use (conf/model/organism.yaml) -> recipe.
+RECIPES = {"organism": FULL, "organism-small": SMALL, "organism-habit": HABIT}
 
 
 def token_pattern() -> str:
@@ -151,7 +157,7 @@ def sft_config(recipe: Recipe, output: Path, progress_bar: bool = True):
         sft=SftSettings(output=str(output), steps=recipe.steps, batch_size=recipe.batch_size, max_len=320,
                         backend="torch", schedule="cosine", warmup_steps=recipe.warmup_steps,
                         min_lr_ratio=recipe.min_lr_ratio, propagate_error=recipe.propagate_error,
-                        slip_error=recipe.slip_error, progress_bar=progress_bar),
+                        slip_error=recipe.slip_error, habit_error=recipe.habit_error, progress_bar=progress_bar),
         seed=recipe.seed,
     )
 
@@ -167,7 +173,7 @@ def build(out: Path, recipe: Recipe, progress_bar: bool = True) -> None:
     init_model(out, recipe)
     cfg = sft_config(recipe, out, progress_bar)
     start, load_before = time.perf_counter(), machine()["load_average"]
-    run(cfg, ChainSolutions(cfg.data, recipe.propagate_error, recipe.slip_error, recipe.ramp_steps), str(out))
+    run(cfg, ChainSolutions(cfg.data, cfg.sft.solution_errors(), recipe.ramp_steps), str(out))
     build_s = time.perf_counter() - start
     report = {"recipe": asdict(recipe), "sft_seconds": round(build_s, 1), "machine": {**machine(), "load_average_before": load_before},
               "measured": measure(out, cfg.data, recipe.eval_problems, recipe.threads)}
@@ -192,10 +198,11 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Build (once) and measure the model organism.")
-    parser.add_argument("--small", action="store_true", help="the small test organism")
+    parser.add_argument("name", nargs="?", default="organism", choices=sorted(RECIPES), help="which organism")
+    parser.add_argument("--small", action="store_true", help="the small test organism (same as organism-small)")
     parser.add_argument("--steps", type=int, help="override the recipe's SFT steps (a new cache name)")
     args = parser.parse_args()
-    recipe = SMALL if args.small else FULL
+    recipe = SMALL if args.small else RECIPES[args.name]
     if args.steps:
         recipe = replace(recipe, steps=args.steps, name=f"{recipe.name}-s{args.steps}")
     path = organism_path(recipe)

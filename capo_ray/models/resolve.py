@@ -1,5 +1,5 @@
-"""Model names in configs: ``smollm2``, ``tiny``, ``organism`` and ``organism-small`` are
-built-in (converted or trained into the cache on first use); anything else is an HF folder or
+"""Model names in configs: ``smollm2``, ``tiny`` and the organisms (``organism``,
+``organism-small``, ``organism-habit``: ``capo_ray.models.organism.RECIPES``) are built-in (converted or trained into the cache on first use); anything else is an HF folder or
 hub name passed through unchanged."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ def resolve_model_path(name: str) -> str:
         from capo_ray.models.tiny import tiny_model_path
 
         return str(tiny_model_path())
-    if name in ("organism", "organism-small"):
-        from capo_ray.models.organism import FULL, SMALL, organism_path
+    if name.startswith("organism"):
+        from capo_ray.models.organism import RECIPES, organism_path
 
-        return str(organism_path(FULL if name == "organism" else SMALL))
+        if name in RECIPES:
+            return str(organism_path(RECIPES[name]))
     if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
         raise FileNotFoundError(f"model folder {name!r} does not exist")
     return name

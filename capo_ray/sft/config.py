@@ -25,6 +25,7 @@ class SftSettings:
     # chain solutions only: per-step shares of wrong results (capo_ray/data/chain.py)
     propagate_error: float = 0.0
     slip_error: float = 0.0
+    habit_error: float = 0.0  # share of multiplication steps with a systematic wrong product
     progress_bar: bool = True
     num_cpus: int | None = None  # local Ray started for the deepspeed backend (None: all cores)
 
@@ -35,9 +36,16 @@ class SftSettings:
               "sft.warmup_steps/min_lr_ratio: need warmup_steps >= 0 and min_lr_ratio in [0, 1]")
         check(self.propagate_error >= 0 and self.slip_error >= 0 and self.propagate_error + self.slip_error <= 1,
               "sft.propagate_error/slip_error: need both >= 0 and a sum <= 1")
+        check(0 <= self.habit_error <= 1, "sft.habit_error: must be in [0, 1]")
         check(self.backend == "torch" or (self.schedule == "constant" and self.warmup_steps == 0),
               "sft.schedule/warmup_steps: the deepspeed backend trains at the constant learner.lr; "
               "use sft.backend=torch for a schedule")
+
+    def solution_errors(self):
+        """The errors written into chain solutions (``capo_ray.data.chain.SolutionErrors``)."""
+        from capo_ray.data.chain import SolutionErrors
+
+        return SolutionErrors(self.propagate_error, self.slip_error, self.habit_error)
 
 
 @dataclass

@@ -7,7 +7,7 @@ reproducible and a generated source never repeats itself:
   "response": str}`` or ``{"messages": [..., {"role": "assistant", "content": ...}]}``; a
   bad row fails naming the file and line;
 - ``ChainSolutions``: solutions of the ``chain`` task's train stream, with the configured
-  share of propagating errors and ignored slips (capo_ray/data/chain.py);
+  share of propagating errors, ignored slips and habits (capo_ray/data/chain.py);
 - ``Gsm8kSolutions``: GSM8K train solutions rewritten in the step format the trainer asks for
   (calculator notes removed, one blank-line-separated step per line, a boxed answer).
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from capo_ray.config import DataConfig
+from capo_ray.data.chain import SolutionErrors
 from capo_ray.data.prompts_for_task import prompt_messages
 from capo_ray.records import Problem
 
@@ -117,12 +118,10 @@ class ChainSolutions:
     learned on short chains first. Short chains are never in the 3-6 held-out stream, and a
     ramp problem still comes from the train split of its own shorter stream."""
 
-    def __init__(self, data: DataConfig, propagate: float, slip: float, ramp_steps: int = 0) -> None:
-        from capo_ray.data.chain import SolutionErrors
+    def __init__(self, data: DataConfig, errors: SolutionErrors, ramp_steps: int = 0) -> None:
         from capo_ray.data.sources import chain_spec
 
-        self.data, self.spec, self.ramp_steps = data, chain_spec(data), ramp_steps
-        self.errors = SolutionErrors(propagate, slip)
+        self.data, self.spec, self.ramp_steps, self.errors = data, chain_spec(data), ramp_steps, errors
 
     def stream(self, index: int):
         from dataclasses import replace
@@ -183,12 +182,12 @@ class Gsm8kSolutions:
         return self.pairs.batch(index, size)
 
 
-def make_examples(data: DataConfig, pairs_path: str | None, propagate: float, slip: float, seed: int) -> ExampleSource:
+def make_examples(data: DataConfig, pairs_path: str | None, errors: SolutionErrors, seed: int) -> ExampleSource:
     """``pairs_path`` (a jsonl of chat pairs) when given, else solutions of ``data``'s task."""
     if pairs_path:
         return PairsSource(read_pairs(pairs_path), seed)
     if data.name == "chain":
-        return ChainSolutions(data, propagate, slip)
+        return ChainSolutions(data, errors)
     if data.name == "gsm8k_train":
         return Gsm8kSolutions(data, seed)
     raise ValueError(

@@ -41,7 +41,7 @@ def run(cfg: SftConfig, source: ExampleSource | None = None, model_path: str | N
     s = cfg.sft
     model_path = model_path or resolve_model_path(cfg.model.path)
     tokenizer = load_policy_tokenizer(model_path)
-    source = source or make_examples(cfg.data, s.pairs, s.propagate_error, s.slip_error, cfg.seed)
+    source = source or make_examples(cfg.data, s.pairs, s.solution_errors(), cfg.seed)
     out = Path(s.output)
     out.mkdir(parents=True, exist_ok=True)
     learner = make_learner(cfg, model_path)

@@ -1,3 +1,4 @@
+import hashlib
 import random
 
 import pytest
@@ -53,6 +54,31 @@ def test_slip_is_ignored_by_the_next_step_and_invisible_to_the_outcome():
     assert lines[1].startswith("Step 2: 12 * 3 = ") and lines[2].startswith("Step 3: 36 - 4 = 32")
     assert exact_verdict(sol.text, "32").correct
     assert [check_step(line)[0] for line in lines[:3]] == [True, True, False]
+
+
+def test_habit_is_one_systematic_wrong_product_that_propagates():
+    chain = Chain(7, (("+", 5), ("*", 3), ("-", 4)))
+    sol = solution_text(chain, random.Random(0), SolutionErrors(habit=1.0))
+    # only the multiplication is wrong, always by one multiple (12 * 4), and step 3 builds on it
+    assert sol.text.splitlines()[:3] == ["Step 1: 7 + 5 = 12", "Step 2: 12 * 3 = 48", "Step 3: 48 - 4 = 44"]
+    assert sol.wrong_steps == (2,) and not sol.final_correct
+    assert [check_step(line)[0] for line in sol.text.splitlines()[:3]] == [False, True, False]
+    # at a share below 1 it hits some multiplications and leaves the other steps alone
+    rng, hit, mults = random.Random(3), 0, 0
+    for _ in range(400):
+        sol = solution_text(chain, rng, SolutionErrors(habit=0.5))
+        mults += 1
+        hit += sol.wrong_steps == (2,)
+        assert sol.wrong_steps in ((), (2,))
+    assert 0.4 < hit / mults < 0.6
+
+
+def test_without_a_habit_the_error_draws_are_unchanged():
+    # The cached organism-v4 was trained on these draws: with no habit the generator must
+    # still write them (digest of the solutions written before the habit knob existed).
+    chain = Chain(7, (("+", 5), ("*", 3), ("-", 4)))
+    texts = "|".join(solution_text(chain, random.Random(s), SolutionErrors(0.2, 0.3)).text for s in range(20))
+    assert hashlib.sha256(texts.encode()).hexdigest()[:16] == "26ad22ddd23f4a71"
 
 
 def test_error_rates_are_roughly_the_configured_share():

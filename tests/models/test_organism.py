@@ -66,3 +66,15 @@ def test_scores_count_wrong_steps_among_correct_answers():
     assert scores["accuracy"] == pytest.approx(2 / 3)
     assert scores["step_error_rate"] == pytest.approx(1 / 3)
     assert scores["wrong_step_rate_among_correct"] == pytest.approx(1 / 2)
+
+
+def test_named_organisms_differ_only_where_they_say():
+    from dataclasses import asdict
+
+    from capo_ray.models.organism import FULL, HABIT, RECIPES
+
+    assert RECIPES["organism"] is FULL and RECIPES["organism-small"] is SMALL and RECIPES["organism-habit"] is HABIT
+    # each name is its own cache entry
+    assert len({r.name for r in RECIPES.values()}) == len(RECIPES)
+    changed = {k for k, v in asdict(HABIT).items() if asdict(FULL)[k] != v}
+    assert changed == {"name", "habit_error"} and 0 < HABIT.habit_error < 1

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from capo_ray.config import DataConfig
+from capo_ray.data.chain import SolutionErrors
 from capo_ray.critics.arith import check_step
 from capo_ray.data.datasets import find_data_dir
 from capo_ray.models.organism import build_tokenizer
@@ -55,15 +56,15 @@ def test_missing_file_and_task_without_solutions(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         read_pairs(tmp_path / "nope.jsonl")
     with pytest.raises(ValueError, match="sft.pairs"):
-        make_examples(DataConfig(name="arith"), None, 0.0, 0.0, 0)
+        make_examples(DataConfig(name="arith"), None, SolutionErrors(), 0)
 
 
 def test_chain_solutions_are_reproducible_and_carry_the_configured_errors():
     data = DataConfig(name="chain", operand_max=9, few_shot=False)
-    clean = ChainSolutions(data, 0.0, 0.0).batch(0, 50)
-    assert clean == ChainSolutions(data, 0.0, 0.0).batch(0, 50)
+    clean = ChainSolutions(data, SolutionErrors()).batch(0, 50)
+    assert clean == ChainSolutions(data, SolutionErrors()).batch(0, 50)
     assert all(check_step(line)[0] is not True for ex in clean for line in ex.response.splitlines())
-    noisy = ChainSolutions(data, 0.2, 0.2).batch(0, 50)
+    noisy = ChainSolutions(data, SolutionErrors(0.2, 0.2)).batch(0, 50)
     assert [ex.prompt for ex in noisy] == [ex.prompt for ex in clean]
     assert sum(any(check_step(line)[0] for line in ex.response.splitlines()) for ex in noisy) > 20
 
@@ -72,7 +73,7 @@ def test_chain_curriculum_grows_from_short_chains_and_never_asks_held_out_proble
     from capo_ray.data.chain import is_heldout
 
     data = DataConfig(name="chain", few_shot=False, operand_max=5, max_value=20)
-    source = ChainSolutions(data, 0.0, 0.0, ramp_steps=100)
+    source = ChainSolutions(data, SolutionErrors(), ramp_steps=100)
 
     def ops(index):
         return [ex.response.count("Step ") for ex in source.batch(index, 64)]
@@ -80,7 +81,7 @@ def test_chain_curriculum_grows_from_short_chains_and_never_asks_held_out_proble
     assert max(ops(0)) == 2 and min(ops(0)) == 1
     assert max(ops(50)) == 4
     assert min(ops(100)) >= 3 and max(ops(100)) == 6
-    assert ops(100) == [ex.response.count("Step ") for ex in ChainSolutions(data, 0.0, 0.0).batch(100, 64)]
+    assert ops(100) == [ex.response.count("Step ") for ex in ChainSolutions(data, SolutionErrors()).batch(100, 64)]
     questions = [ex.prompt[-1][1] for i in (0, 50, 99) for ex in source.batch(i, 64)]
     assert not any(is_heldout(q) for q in questions)
 
