@@ -44,15 +44,22 @@ def run(cfg: SftConfig, source: ExampleSource | None = None, model_path: str | N
     source = source or make_examples(cfg.data, s.pairs, s.solution_errors(), cfg.seed)
     out = Path(s.output)
     out.mkdir(parents=True, exist_ok=True)
+    # The first batch is encoded before any learner starts: a max_len nothing fits in fails now.
+    first = encode_batch(tokenizer, source.batch(0, s.batch_size), s.max_len)
     learner = make_learner(cfg, model_path)
     bar = tqdm(total=s.steps, desc="capo-ray-sft", unit="step", disable=not s.progress_bar, dynamic_ncols=True)
-    start = time.perf_counter()
+    start, dropped = time.perf_counter(), 0
     try:
         with (out / "sft_metrics.jsonl").open("w") as metrics_file:
             for step in range(s.steps):
-                batch = encode_batch(tokenizer, source.batch(step, s.batch_size), s.max_len)
+                batch, long_prompts = first if step == 0 else encode_batch(tokenizer, source.batch(step, s.batch_size), s.max_len)
+                if long_prompts and not dropped:
+                    log.warning("dropping examples whose prompt fills sft.max_len = %d tokens (counted in "
+                                "sft_metrics.jsonl as dropped_long_prompts)", s.max_len)
+                dropped += long_prompts
                 lr = lr_at(step, s.steps, cfg.learner.lr, s.warmup_steps, s.min_lr_ratio, s.schedule)
-                metrics = {"step": step, **learner.step(batch, lr), "seconds": time.perf_counter() - start}
+                metrics = {"step": step, **learner.step(batch, lr), "dropped_long_prompts": long_prompts,
+                           "seconds": time.perf_counter() - start}
                 metrics_file.write(json.dumps(metrics) + "\n")
                 metrics_file.flush()
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.2e}")
@@ -63,7 +70,8 @@ def run(cfg: SftConfig, source: ExampleSource | None = None, model_path: str | N
     finally:
         bar.close()
         learner.close()
-    log.info("SFT done: %d steps in %.0f s; model at %s", s.steps, time.perf_counter() - start, out)
+    log.info("SFT done: %d steps in %.0f s (%d examples dropped for a long prompt); model at %s",
+             s.steps, time.perf_counter() - start, dropped, out)
     return out
 
 

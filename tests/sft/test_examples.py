@@ -105,11 +105,16 @@ def test_encoding_masks_the_prompt_and_ends_with_eos():
     tok = build_tokenizer()
     examples = [Example((("user", "Start with 2. Apply in order: 1) + 3."),), "Step 1: 2 + 3 = 5"),
                 Example((("user", "Q"),), "A")]
-    batch = encode_batch(tok, examples, max_len=128)
+    batch, dropped = encode_batch(tok, examples, max_len=128)
+    assert dropped == 0
     for row, ex in enumerate(examples):
         ids = batch.input_ids[row][batch.attention_mask[row].bool()].tolist()
         trained = batch.input_ids[row][batch.response_mask[row].bool()].tolist()
         assert tok.decode(trained[:-1]) == ex.response and trained[-1] == tok.eos_token_id
         assert tok.decode(ids, skip_special_tokens=False).startswith("<|user|>" + ex.prompt[0][1] + "<|assistant|>")
-    with pytest.raises(ValueError, match="max_len"):
-        encode_batch(tok, examples, max_len=8)
+    # A prompt that fills max_len is dropped and counted; the others still train.
+    batch, dropped = encode_batch(tok, examples, max_len=8)
+    assert dropped == 1 and len(batch) == 1
+    assert tok.decode(batch.input_ids[0][batch.response_mask[0].bool()].tolist()) == "A<|end|>"
+    with pytest.raises(ValueError, match="sft.max_len = 3"):
+        encode_batch(tok, examples, max_len=3)

@@ -1,5 +1,5 @@
 """SFT through the DeepSpeed learner group (Ray actors): the loss goes down on a handful of
-rows and the HF folder it writes loads like any policy."""
+rows (one of them too long to train on) and the HF folder it writes loads like any policy."""
 
 import json
 
@@ -19,6 +19,8 @@ def test_sft_on_a_handful_of_rows_lowers_the_loss_and_writes_a_loadable_folder(t
 
     rows = [{"prompt": f"Compute {a} + {b}.", "response": f"Step 1: {a} + {b} = {a + b}\nThe answer is \\boxed{{{a + b}}}."}
             for a, b in [(1, 2), (3, 4), (5, 1), (2, 2)]]
+    # A prompt longer than sft.max_len is dropped from its batches and counted, not fatal.
+    rows.append({"prompt": "Compute " + " + ".join(["1"] * 400) + ".", "response": "400"})
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "sft-out"
@@ -33,6 +35,8 @@ def test_sft_on_a_handful_of_rows_lowers_the_loss_and_writes_a_loadable_folder(t
         ray.shutdown()
     losses = read_losses(folder)
     assert len(losses) == 16 and losses[-1] < 0.7 * losses[0]
+    metrics = [json.loads(line) for line in (folder / "sft_metrics.jsonl").read_text().splitlines()]
+    assert sum(m["dropped_long_prompts"] for m in metrics) >= 1
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     ids = tok.apply_chat_template([{"role": "user", "content": "Compute 1 + 2."}], add_generation_prompt=True,
