@@ -49,10 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from capo_ray.config import DataConfig
     from capo_ray.data.prompts_for_task import prompt_messages
     from capo_ray.data.sources import make_source
-    from capo_ray.models.organism import FULL, RECIPES
+    from capo_ray.models.organism import FULL, RECIPES, task_config
     from capo_ray.models.resolve import resolve_model_path
     from capo_ray.rewards.exact import exact_verdict
 
@@ -61,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     path = resolve_model_path(args.model)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    data = DataConfig(name="chain", few_shot=False, seed=args.seed, operand_max=recipe.operand_max,
-                      max_value=recipe.max_value, operators=list(recipe.operators))
+    data = task_config(recipe, args.seed)
     totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])  # kind -> [tokens, sum of 1 - p]
     for problem in make_source(data, "train").batch(0, args.problems):
         text = tok.apply_chat_template(prompt_messages(data, problem), add_generation_prompt=True, tokenize=False)

@@ -144,14 +144,21 @@ def init_model(out: Path, recipe: Recipe) -> None:
     tok.save_pretrained(out)
 
 
+def task_config(recipe: Recipe, seed: int | None = None):
+    """The chain task the organism learned (its prompts have no few-shot turns)."""
+    from capo_ray.config.components import DataConfig
+
+    return DataConfig(name="chain", few_shot=False, seed=recipe.seed if seed is None else seed,
+                      operand_max=recipe.operand_max, max_value=recipe.max_value, operators=list(recipe.operators))
+
+
 def sft_config(recipe: Recipe, output: Path, progress_bar: bool = True):
-    from capo_ray.config.components import DataConfig, LearnerConfig, ModelConfig
+    from capo_ray.config.components import LearnerConfig, ModelConfig
     from capo_ray.sft.config import SftConfig, SftSettings
 
     return SftConfig(
         model=ModelConfig(path=str(output)),
-        data=DataConfig(name="chain", few_shot=False, seed=recipe.seed, operand_max=recipe.operand_max,
-                        max_value=recipe.max_value, operators=list(recipe.operators)),
+        data=task_config(recipe),
         learner=LearnerConfig(num_workers=1, lr=recipe.lr, weight_decay=0.01, grad_clip=1.0,
                               micro_batch_size=recipe.batch_size, torch_threads=recipe.threads, seed=recipe.seed),
         sft=SftSettings(output=str(output), steps=recipe.steps, batch_size=recipe.batch_size, max_len=320,
