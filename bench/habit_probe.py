@@ -23,13 +23,13 @@ sys.path.insert(0, str(REPO))
 def multiplication_prefixes(chain) -> list[tuple[str, int, int]]:
     """(right solution text up to a multiplication's "= ", its habit product, its right product)
     for each multiplication of ``chain`` whose two products differ (not from 0)."""
-    from capo_ray.data.chain import apply
+    from capo_ray.data.chain import apply, habit_product
 
     out, lines, x = [], [], chain.start
     for i, (op, b) in enumerate(chain.ops, start=1):
         right = apply(x, op, b)
         if op == "*" and x > 0:
-            out.append(("".join(lines) + f"Step {i}: {x} {op} {b} = ", x * (b + 1), right))
+            out.append(("".join(lines) + f"Step {i}: {x} {op} {b} = ", habit_product(x, b), right))
         lines.append(f"Step {i}: {x} {op} {b} = {right}\n")
         x = right
     return out

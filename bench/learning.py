@@ -204,7 +204,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4, help="RL learning rate (both algorithms)")
     p.add_argument("--no-ablations", action="store_true", help="full mode: only the main CAPO and GRPO cells")
     p.add_argument("--cells", help="comma-separated cell names to run (default: the mode's)")
-    p.add_argument("--organism", choices=("organism", "organism-habit"),
+    from capo_ray.models.organism import RECIPES
+
+    p.add_argument("--organism", choices=[name for name in RECIPES if name != "organism-small"],
                    help="the policy RL starts from (default organism; organism-habit adds a confident mistake)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a trainer override for every run, after the study's own (repeatable)")

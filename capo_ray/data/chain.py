@@ -175,6 +175,11 @@ def _wrong_value(rng: random.Random, right: int, upward: bool) -> int:
     return rng.choice(candidates)
 
 
+def habit_product(x: int, b: int) -> int:
+    """The habit's wrong product for ``x * b``: one multiple too many."""
+    return x * (b + 1)
+
+
 @dataclass(frozen=True)
 class SolutionErrors:
     """Per-step probabilities of writing a wrong result: ``propagate`` (later steps build on
@@ -212,7 +217,7 @@ def solution_text(chain: Chain, rng: random.Random | None = None, errors: Soluti
         right = apply(x, op, b)
         draw = rng.random()
         if op == "*" and errors.habit and rng.random() < errors.habit:
-            written = next_x = x * (b + 1)
+            written = next_x = habit_product(x, b)
         elif draw < errors.propagate:
             written = next_x = _wrong_value(rng, right, upward=True)
         elif draw < errors.propagate + errors.slip and i < last:

@@ -1,6 +1,7 @@
 """Model names in configs: ``smollm2``, ``tiny`` and the organisms (``organism``,
-``organism-small``, ``organism-habit``: ``capo_ray.models.organism.RECIPES``) are built-in (converted or trained into the cache on first use); anything else is an HF folder or
-hub name passed through unchanged."""
+``organism-small``, ``organism-habit``: ``capo_ray.models.organism.RECIPES``) are built-in
+(converted or trained into the cache on first use); anything else is an HF folder or hub name
+passed through unchanged."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ def resolve_model_path(name: str) -> str:
         from capo_ray.models.tiny import tiny_model_path
 
         return str(tiny_model_path())
-    if name.startswith("organism"):
+    if name.startswith("organism") and not Path(name).is_dir():
         from capo_ray.models.organism import RECIPES, organism_path
 
-        if name in RECIPES:
-            return str(organism_path(RECIPES[name]))
+        if name not in RECIPES:
+            # A mistyped organism would otherwise reach the hub loader and fail far from the key.
+            raise ValueError(f"model.path={name!r} is no built-in organism; choose one of {sorted(RECIPES)}")
+        return str(organism_path(RECIPES[name]))
     if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
         raise FileNotFoundError(f"model folder {name!r} does not exist")
     return name

@@ -78,3 +78,10 @@ def test_named_organisms_differ_only_where_they_say():
     assert len({r.name for r in RECIPES.values()}) == len(RECIPES)
     changed = {k for k, v in asdict(HABIT).items() if asdict(FULL)[k] != v}
     assert changed == {"name", "habit_error"} and 0 < HABIT.habit_error < 1
+
+
+def test_a_mistyped_organism_name_fails_naming_the_choices():
+    from capo_ray.models.resolve import resolve_model_path
+
+    with pytest.raises(ValueError, match=r"model.path='organism-habbit'.*organism-habit"):
+        resolve_model_path("organism-habbit")
