@@ -3,6 +3,7 @@
     python bench/learning.py --quick          # about 11 min on 2 cores: CAPO vs GRPO, 1 seed
     python bench/learning.py                  # full: 5 seeds + the ablation grid
     python bench/learning.py --smoke          # 1 seed, 2 steps, both algorithms (a test)
+    python bench/learning.py --quick --organism organism-habit   # from the organism with a confident mistake
 
 Every run is the real trainer (``python -m capo_ray.train`` in a subprocess: the same Ray
 actors, vLLM rollout engine, DeepSpeed learner and arith critic as any run) started from the
