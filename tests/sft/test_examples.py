@@ -118,3 +118,22 @@ def test_encoding_masks_the_prompt_and_ends_with_eos():
     assert tok.decode(batch.input_ids[0][batch.response_mask[0].bool()].tolist()) == "A<|end|>"
     with pytest.raises(ValueError, match="sft.max_len = 3"):
         encode_batch(tok, examples, max_len=3)
+
+
+def test_a_max_len_no_prompt_fits_fails_before_any_learner_starts(tmp_path):
+    import ray
+
+    from capo_ray.config.components import LearnerConfig, ModelConfig
+    from capo_ray.sft.config import SftConfig, SftSettings
+    from capo_ray.sft.runner import run
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "Compute 1 + 2.", "response": "3"}) + "\n")
+    cfg = SftConfig(model=ModelConfig(path="organism-small"), data=DataConfig(name="arith"),
+                    learner=LearnerConfig(num_workers=1),
+                    sft=SftSettings(pairs=str(pairs), output=str(tmp_path / "out"), steps=2, batch_size=1,
+                                    max_len=3, progress_bar=False, num_cpus=1))
+    assert not ray.is_initialized()
+    with pytest.raises(ValueError, match="sft.max_len = 3"):
+        run(cfg)
+    assert not ray.is_initialized()  # the DeepSpeed learner group (Ray actors) never started
