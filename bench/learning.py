@@ -95,11 +95,11 @@ def ablation_cells() -> list[Cell]:
 
 def task_overrides(model: str) -> list[str]:
     """The chain knobs the organism was trained on (RL asks the same kind of problems)."""
-    from capo_ray.models.organism import RECIPES
+    from capo_ray.models.organism import RECIPES, task_config
 
-    recipe = RECIPES[model]
-    ops = ",".join(f"'{op}'" for op in recipe.operators)
-    return [f"data.operand_max={recipe.operand_max}", f"data.max_value={recipe.max_value}", f"data.operators=[{ops}]"]
+    data = task_config(RECIPES[model])
+    ops = ",".join(f"'{op}'" for op in data.operators)
+    return [f"data.{key}={getattr(data, key)}" for key in ("operand_max", "max_value", "zero_share")] + [f"data.operators=[{ops}]"]
 
 
 def run_overrides(mode: Mode, cell: Cell, seed: int, out: Path, lr: float, extra: tuple[str, ...] = ()) -> list[str]:

@@ -188,6 +188,7 @@ class DataConfig:
     min_ops: int = 3
     max_ops: int = 6
     max_value: int = 99
+    zero_share: float = 0.0  # share of chains with a "* 0" that cancels the steps before it
 
     def __post_init__(self) -> None:
         check(self.prompts_per_step >= 1, "data.prompts_per_step: must be >= 1")
@@ -195,6 +196,7 @@ class DataConfig:
             check(1 <= self.min_ops <= self.max_ops, "data.min_ops/max_ops: need 1 <= min_ops <= max_ops")
             check(self.operand_min >= 0, "data.operand_min: must be >= 0 for data=chain")
             check(self.max_value >= 2 * max(self.operand_max, 1), "data.max_value: must be >= 2 * data.operand_max")
+            check(0 <= self.zero_share <= 1, "data.zero_share: must be in [0, 1]")
         check(self.num_ops >= 1, "data.num_ops: must be >= 1")
         check(self.operand_min <= self.operand_max, "data.operand_min: must be <= operand_max")
         bad = [op for op in self.operators if op not in ("+", "-", "*")]

@@ -9,7 +9,9 @@ repairs it, not to an outcome reward. Solutions use the ``Step N: a op b = c`` l
 
 Values stay integers in ``[0, max_value]``: an operation is only drawn when its result stays in
 range, so answers are exact and the difficulty is set by the knobs (number of operations,
-operand range, operators, value cap) rather than by ever larger numbers.
+operand range, operators, value cap) rather than by ever larger numbers. ``zero_share`` puts a
+"* 0" into a share of the chains: the steps before it cannot change the answer, which is where
+an outcome reward is blind to a step's error.
 
 Train and held-out problems are disjoint by construction: a problem belongs to the held-out
 split iff a stable hash of its question falls in the held-out bucket, and each stream redraws
@@ -43,6 +45,10 @@ class ChainSpec:
     operand_max: int = 9
     operators: tuple[str, ...] = ("+", "-", "*")
     max_value: int = 99
+    # Share of chains with one "* 0" between their first and last operation: it cancels every
+    # value before it, so an error there cannot reach the answer (an outcome reward never sees
+    # it) although nothing about the error itself differs. 0: no chain has one.
+    zero_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_ops <= self.max_ops:
@@ -54,6 +60,8 @@ class ChainSpec:
         bad = [op for op in self.operators if op not in ("+", "-", "*")]
         if bad or not self.operators:
             raise ValueError(f"operators: {bad or 'empty'}; use a subset of ['+', '-', '*']")
+        if not 0 <= self.zero_share <= 1:
+            raise ValueError(f"zero_share = {self.zero_share} must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,12 @@ class Chain:
         # instead of by counting commas, which small models learn far more easily.
         steps = ", ".join(f"{i}) {op} {b}" for i, (op, b) in enumerate(self.ops, start=1))
         return f"Start with {self.start}. Apply in order: {steps}."
+
+    @property
+    def cancelled_steps(self) -> int:
+        """How many leading steps a "* 0" cancels (0 if none): their errors never reach the answer."""
+        zeros = [i for i, (op, b) in enumerate(self.ops) if op == "*" and b == 0]
+        return zeros[-1] if zeros else 0
 
     def values(self) -> list[int]:
         """The running value after each operation (the last one is the answer)."""
@@ -117,7 +131,14 @@ def _valid_operands(x: int, op: str, spec: ChainSpec) -> list[int]:
 def make_chain(rng: random.Random, spec: ChainSpec) -> Chain:
     x = start = rng.randint(spec.operand_min, spec.max_value)
     ops = []
-    for _ in range(rng.randint(spec.min_ops, spec.max_ops)):
+    count = rng.randint(spec.min_ops, spec.max_ops)
+    # Drawn only when asked for, so chains without the knob are the ones drawn before it existed.
+    zero_at = rng.randint(2, count - 1) if spec.zero_share and count >= 3 and rng.random() < spec.zero_share else 0
+    for i in range(1, count + 1):
+        if i == zero_at:
+            ops.append(("*", 0))
+            x = 0
+            continue
         choices = [(op, bs) for op in spec.operators if (bs := _valid_operands(x, op, spec))]
         if not choices:  # only with operators that cannot stay in range (e.g. "+" alone at the cap)
             break
@@ -188,7 +209,7 @@ class SolutionErrors:
 
     ``habit`` is a *systematic* error instead: on a multiplication step, the share of
     solutions that write one multiple too many (``x * b = x * (b + 1)``, later steps build on
-    it). Random errors leave the policy unsure where it errs (its mistakes spread over many
+    it; never on "* 0", which stays the chain's cancelling step). Random errors leave the policy unsure where it errs (its mistakes spread over many
     values); a habit is one wrong value the policy learns to prefer, a confident mistake.
     A habit step is drawn first; the random errors share the remaining draws."""
 
@@ -216,7 +237,7 @@ def solution_text(chain: Chain, rng: random.Random | None = None, errors: Soluti
     for i, (op, b) in enumerate(chain.ops, start=1):
         right = apply(x, op, b)
         draw = rng.random()
-        if op == "*" and errors.habit and rng.random() < errors.habit:
+        if op == "*" and b and errors.habit and rng.random() < errors.habit:
             written = next_x = habit_product(x, b)
         elif draw < errors.propagate:
             written = next_x = _wrong_value(rng, right, upward=True)

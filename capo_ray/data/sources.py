@@ -47,7 +47,8 @@ class DatasetStream:
 def chain_spec(cfg: DataConfig):
     from capo_ray.data.chain import ChainSpec
 
-    return ChainSpec(cfg.min_ops, cfg.max_ops, cfg.operand_min, cfg.operand_max, tuple(cfg.operators), cfg.max_value)
+    return ChainSpec(cfg.min_ops, cfg.max_ops, cfg.operand_min, cfg.operand_max, tuple(cfg.operators), cfg.max_value,
+                     cfg.zero_share)
 
 
 def make_source(cfg: DataConfig, split: str = "train") -> ProblemSource:

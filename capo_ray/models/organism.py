@@ -81,6 +81,7 @@ class Recipe:
     operand_max: int = 5
     max_value: int = 20
     operators: tuple[str, ...] = ("+", "-", "*")
+    zero_share: float = 0.0  # share of chains whose "* 0" hides the errors before it from the outcome
     threads: int = 2
     seed: int = 0
     eval_problems: int = 128
@@ -93,8 +94,12 @@ SMALL = Recipe(name="organism-small-v4", hidden=64, layers=2, heads=2, intermedi
 # The same organism with a confident mistake besides the random ones: 70% of its training
 # multiplications write x * (b + 1), so it prefers one wrong product (docs/learning-study.md).
 HABIT = replace(FULL, name="organism-habit-p7", habit_error=0.7)
+# The same habit, but 70% of its chains carry a "* 0" that cancels the steps before it, so
+# about 40% of its habit products cannot change the answer: the outcome reward never sees
+# them, while the critic does (docs/learning-study.md, "A hidden mistake").
+HIDDEN = replace(HABIT, name="organism-hidden-p7-z7", zero_share=0.7)
 # Names a config's model.path may use (conf/model/organism.yaml) -> recipe.
-RECIPES = {"organism": FULL, "organism-small": SMALL, "organism-habit": HABIT}
+RECIPES = {"organism": FULL, "organism-small": SMALL, "organism-habit": HABIT, "organism-hidden": HIDDEN}
 
 
 def token_pattern() -> str:
@@ -149,7 +154,8 @@ def task_config(recipe: Recipe, seed: int | None = None):
     from capo_ray.config.components import DataConfig
 
     return DataConfig(name="chain", few_shot=False, seed=recipe.seed if seed is None else seed,
-                      operand_max=recipe.operand_max, max_value=recipe.max_value, operators=list(recipe.operators))
+                      operand_max=recipe.operand_max, max_value=recipe.max_value, operators=list(recipe.operators),
+                      zero_share=recipe.zero_share)
 
 
 def sft_config(recipe: Recipe, output: Path, progress_bar: bool = True):

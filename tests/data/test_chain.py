@@ -81,6 +81,36 @@ def test_without_a_habit_the_error_draws_are_unchanged():
     assert hashlib.sha256(texts.encode()).hexdigest()[:16] == "26ad22ddd23f4a71"
 
 
+def test_a_zero_cancels_the_steps_before_it_so_their_errors_never_reach_the_answer():
+    chain = Chain(7, (("*", 3), ("*", 0), ("+", 4)))
+    assert chain.cancelled_steps == 1 and chain.answer == 4
+    sol = solution_text(chain, random.Random(0), SolutionErrors(habit=1.0))
+    # the habit hits the real multiplication, never the "* 0", and the answer is still right
+    assert sol.text.splitlines()[:3] == ["Step 1: 7 * 3 = 28", "Step 2: 28 * 0 = 0", "Step 3: 0 + 4 = 4"]
+    assert sol.wrong_steps == (1,) and sol.final_correct and exact_verdict(sol.text, "4").correct
+    assert [check_step(line)[0] for line in sol.text.splitlines()[:3]] == [True, False, False]  # step 1 flagged
+    assert Chain(7, (("*", 3), ("+", 4), ("-", 2))).cancelled_steps == 0
+
+
+def test_zero_share_puts_one_inner_zero_into_that_share_of_chains():
+    spec = ChainSpec(operand_max=5, max_value=20, zero_share=0.5)
+    chains = ChainStream(spec, seed=0).chains(0, 400)
+    with_zero = [c for c in chains if ("*", 0) in c.ops]
+    assert 0.4 < len(with_zero) / len(chains) < 0.6
+    for chain in with_zero:
+        assert chain.ops.count(("*", 0)) == 1 and 1 <= chain.cancelled_steps <= len(chain.ops) - 2
+        assert chain.ops[0] != ("*", 0) and chain.ops[-1] != ("*", 0)  # never the whole chain cancelled
+        assert 3 <= len(chain.ops) <= 6 and all(0 <= v <= 20 for v in chain.values())
+    # a question with a zero parses back to its chain (the critic reads the question's operations)
+    from capo_ray.data.chain import find_question
+
+    assert find_question(with_zero[0].question) == with_zero[0]
+    # without the knob no chain has one, and the draws are the ones the cached organisms learned
+    plain = ChainStream(ChainSpec(operand_max=5, max_value=20), seed=0).chains(0, 200)
+    assert not any(b == 0 for c in plain for _, b in c.ops)
+    assert hashlib.sha256("|".join(c.question for c in plain).encode()).hexdigest()[:16] == "3719ce4fb17c8a06"
+
+
 def test_error_rates_are_roughly_the_configured_share():
     stream = ChainStream(ChainSpec(), seed=0)
     rng = random.Random(1)
@@ -124,6 +154,8 @@ def test_bad_spec_is_refused():
         ChainSpec(min_ops=4, max_ops=3)
     with pytest.raises(ValueError, match="split"):
         ChainStream(ChainSpec(), 0, split="test")
+    with pytest.raises(ValueError, match="zero_share"):
+        ChainSpec(zero_share=1.5)
 
 
 def test_data_config_selects_the_chain_streams_and_prompt():
@@ -146,3 +178,5 @@ def test_chain_config_mistakes_name_the_key():
         DataConfig(name="chain", operand_max=9, max_value=12)
     with pytest.raises(ConfigError, match="data.min_ops"):
         DataConfig(name="chain", min_ops=5, max_ops=4)
+    with pytest.raises(ConfigError, match="data.zero_share"):
+        DataConfig(name="chain", zero_share=-0.1)

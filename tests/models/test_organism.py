@@ -71,13 +71,17 @@ def test_scores_count_wrong_steps_among_correct_answers():
 def test_named_organisms_differ_only_where_they_say():
     from dataclasses import asdict
 
-    from capo_ray.models.organism import FULL, HABIT, RECIPES
+    from capo_ray.models.organism import FULL, HABIT, HIDDEN, RECIPES, task_config
 
     assert RECIPES["organism"] is FULL and RECIPES["organism-small"] is SMALL and RECIPES["organism-habit"] is HABIT
     # each name is its own cache entry
     assert len({r.name for r in RECIPES.values()}) == len(RECIPES)
     changed = {k for k, v in asdict(HABIT).items() if asdict(FULL)[k] != v}
     assert changed == {"name", "habit_error"} and 0 < HABIT.habit_error < 1
+    changed = {k for k, v in asdict(HIDDEN).items() if asdict(HABIT)[k] != v}
+    assert changed == {"name", "zero_share"} and RECIPES["organism-hidden"] is HIDDEN
+    # RL asks the organism the kind of problem it learned, "* 0" included
+    assert task_config(HIDDEN).zero_share == HIDDEN.zero_share and task_config(HABIT).zero_share == 0
 
 
 def test_a_mistyped_organism_name_fails_naming_the_choices():
