@@ -214,13 +214,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def chosen_mode(args: argparse.Namespace) -> tuple[str, Mode]:
+    """The mode's name and its settings after the command line's overrides."""
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
     mode = MODES[name]
     if args.seeds or args.steps or args.organism:
         mode = Mode(**{**mode.__dict__, "seeds": args.seeds or mode.seeds, "steps": args.steps or mode.steps,
                        "eval_every": min(mode.eval_every, args.steps or mode.steps), "model": args.organism or mode.model})
+    return name, mode
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    name, mode = chosen_mode(args)
     out = (args.out or REPO / "runs" / f"learning-{name}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     plan = [(cell, seed) for seed in range(mode.seeds) for cell in MAIN]
