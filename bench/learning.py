@@ -4,6 +4,7 @@
     python bench/learning.py                  # full: 5 seeds + the ablation grid
     python bench/learning.py --smoke          # 1 seed, 2 steps, both algorithms (a test)
     python bench/learning.py --quick --organism organism-habit   # from the organism with a confident mistake
+    python bench/learning.py --quick --seeds 5 --resume --out <folder>   # add seeds to a finished study
 
 Every run is the real trainer (``python -m capo_ray.train`` in a subprocess: the same Ray
 actors, vLLM rollout engine, DeepSpeed learner and arith critic as any run) started from the
@@ -138,6 +139,22 @@ def launch(overrides: list[str], run_dir: Path, timeout_s: int) -> dict:
     return {"rc": rc, "wall_s": time.perf_counter() - start}
 
 
+def finished_run(run_dir: Path, overrides: list[str], steps: int) -> dict | None:
+    """The status of a run already in ``run_dir`` with exactly this configuration (the trainer's
+    ``config.json`` equals what ``overrides`` compose to) and all ``steps``, else None: what
+    ``--resume`` reuses, so a study stopped part-way goes on where it stopped."""
+    from capo_ray.config.compose import compose_config
+    from capo_ray.config.strict import to_dict
+
+    path = run_dir / "config.json"
+    if not path.is_file() or json.loads(path.read_text()) != json.loads(json.dumps(to_dict(compose_config(overrides)))):
+        return None
+    curves = curves_of(read_run(run_dir))
+    if len(curves["step"]) != steps:
+        return None
+    return {"rc": 0, "wall_s": curves["wall_s"][-1], "reused": True}  # wall: the run's own step and eval time
+
+
 def read_run(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
@@ -205,6 +222,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4, help="RL learning rate (both algorithms)")
     p.add_argument("--no-ablations", action="store_true", help="full mode: only the main CAPO and GRPO cells")
     p.add_argument("--cells", help="comma-separated cell names to run (default: the mode's)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the runs already in --out with the same configuration and all steps (e.g. add seeds)")
     from capo_ray.models.organism import RECIPES
 
     p.add_argument("--organism", choices=[name for name in RECIPES if name != "organism-small"],
@@ -240,10 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     for i, (cell, seed) in enumerate(plan, start=1):
         run_dir = out / "runs" / f"{cell.name}-seed{seed}"
         print(f"[{i}/{len(plan)}] {cell.name} seed {seed} ...", flush=True)
-        status = launch(run_overrides(mode, cell, seed, out, args.lr, tuple(args.override)), run_dir, mode.timeout_s)
+        overrides = run_overrides(mode, cell, seed, out, args.lr, tuple(args.override))
+        status = (args.resume and finished_run(run_dir, overrides, mode.steps)) or launch(overrides, run_dir, mode.timeout_s)
         curves = curves_of(read_run(run_dir))
         ok = status["rc"] == 0 and len(curves["step"]) == mode.steps
         print(f"    rc {status['rc']}, {len(curves['step'])} steps, {status['wall_s']:.0f} s"
+              + (" (reused: --resume)" if status.get("reused") else "")
               + ("" if ok else f" (FAILED: see {run_dir / 'stdout.log'})"), flush=True)
         runs.append({"cell": cell.name, "algo": cell.algo, "overrides": list(cell.overrides), "seed": seed,
                      "ok": ok, **status, "curves": curves})

@@ -19,3 +19,24 @@ def test_organism_flag_starts_every_run_from_that_organism_on_its_own_task(tmp_p
         assert cfg.data.zero_share == HIDDEN.zero_share and cfg.data.seed == 1 and cfg.critic.seed == 1
     _, default = chosen_mode(parse_args(["--quick"]))
     assert compose_config(run_overrides(default, MAIN[0], 0, tmp_path, 1e-4)).data.zero_share == 0
+
+
+def test_resume_reuses_only_a_finished_run_of_the_same_configuration(tmp_path):
+    import json
+
+    from bench.learning import finished_run
+    from capo_ray.config.strict import to_dict
+
+    _, mode = chosen_mode(parse_args(["--quick", "--steps", "3"]))
+    overrides = run_overrides(mode, MAIN[0], seed=0, out=tmp_path, lr=1e-4)
+    run_dir = tmp_path / "runs" / "capo-seed0"
+    run_dir.mkdir(parents=True)
+    assert finished_run(run_dir, overrides, 3) is None  # nothing there yet
+    (run_dir / "config.json").write_text(json.dumps(to_dict(compose_config(overrides))))
+    rows = [{"step": i, "time/step": 2.0, "time/eval": 0.5} for i in range(3)]
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:2]))
+    assert finished_run(run_dir, overrides, 3) is None  # stopped after 2 of 3 steps: run it again
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert finished_run(run_dir, overrides, 3) == {"rc": 0, "wall_s": 7.5, "reused": True}
+    # another learning rate is another run, whatever its folder is called
+    assert finished_run(run_dir, run_overrides(mode, MAIN[0], 0, tmp_path, lr=2e-4), 3) is None
