@@ -40,3 +40,29 @@ def test_resume_reuses_only_a_finished_run_of_the_same_configuration(tmp_path):
     assert finished_run(run_dir, overrides, 3) == {"rc": 0, "wall_s": 7.5, "reused": True}
     # another learning rate is another run, whatever its folder is called
     assert finished_run(run_dir, run_overrides(mode, MAIN[0], 0, tmp_path, lr=2e-4), 3) is None
+
+
+def test_ablation_grid_covers_the_knobs_once_each(tmp_path):
+    import json
+
+    from bench.learning import ablation_cells
+    from capo_ray.config.strict import to_dict
+
+    _, mode = chosen_mode(parse_args([]))
+    configs = {}
+    for cell in (*MAIN, *ablation_cells()):
+        cfg = compose_config(run_overrides(mode, cell, seed=0, out=tmp_path, lr=1e-4))
+        body = to_dict(cfg)
+        body["trainer"].pop("run_name")  # the only thing a cell's name changes
+        configs[cell.name] = (cfg, json.dumps(body, sort_keys=True))
+    # no two cells are the same run under two names
+    assert len({body for _, body in configs.values()}) == len(configs)
+    capo = [cfg for cfg, _ in configs.values() if cfg.algo.name == "capo"]
+    assert {c.critic.flip_noise for c in capo} == {0, 0.2, 0.4}
+    noisy = {(c.critic.vote, c.critic.k) for c in capo if c.critic.flip_noise == 0.2}
+    # every rule at k 4 and 8, and k 1 (where the rules are the same)
+    assert {(v, k) for v, k in noisy if k > 1} == {(v, k) for v in ("intersection", "majority", "union", "average")
+                                                    for k in (4, 8)}
+    assert any(k == 1 for _, k in noisy)
+    assert {c.algo.w_process for c in capo} == {0.1, 1, 2}
+    assert {c.algo.scale_std for c, _ in configs.values()} == {True, False}
