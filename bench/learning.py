@@ -21,7 +21,7 @@ noise-free judge of this task. Results go to ``--out`` (default ``runs/learning-
 ``curves.json`` (every run's per-step curves), ``table.md``, ``accuracy_vs_steps.png``,
 ``accuracy_vs_time.png``, ``wrong_steps_among_correct.png``, ``greedy_accuracy_vs_steps.png``. The last line printed is the
 headline, e.g. ``CAPO/GRPO steps to target: 0.55x (final accuracy CAPO 0.62, GRPO 0.58; 5 seeds)``:
-the target is GRPO's final held-out accuracy (mean over seeds), and the ratio is the median
+the target of each seed is that seed's GRPO final held-out accuracy, and the ratio is the median
 over seeds of CAPO's steps to reach it over GRPO's.
 """
 

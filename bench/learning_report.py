@@ -31,17 +31,22 @@ def _by_cell(runs: list[dict]) -> dict[str, list[dict]]:
 
 def summarize(runs: list[dict]) -> dict:
     """Per cell: seeds, final held-out accuracy, wrong steps among correct answers, seconds per
-    step, judge tokens per policy token, and steps to the target (GRPO's final accuracy)."""
+    step, judge tokens per policy token, and steps to the target.
+
+    The target is paired by seed: GRPO's final held-out accuracy *of the same seed* (same
+    problems, same critic draws). GRPO always reaches its own final accuracy by its last
+    evaluation (one of the last two is at least their mean), so no seed drops out of the ratio;
+    with one target for all seeds (the mean of GRPO's finals), a seed whose GRPO ended below
+    the mean had no GRPO steps and left the median, and those are the seeds where GRPO was slow."""
     cells = _by_cell(runs)
-    grpo_finals = [_final(r["curves"]["heldout_accuracy"]) for r in cells.get("grpo", [])]
-    grpo_finals = [f for f in grpo_finals if f is not None]
-    target = statistics.fmean(grpo_finals) if grpo_finals else None
-    out: dict = {"target": target, "cells": {}, "failed_runs": [f"{r['cell']}-seed{r['seed']}" for r in runs if not r["ok"]]}
+    targets = {r["seed"]: f for r in cells.get("grpo", []) if (f := _final(r["curves"]["heldout_accuracy"])) is not None}
+    out: dict = {"target": statistics.fmean(targets.values()) if targets else None, "targets": targets, "cells": {},
+                 "failed_runs": [f"{r['cell']}-seed{r['seed']}" for r in runs if not r["ok"]]}
     for name, members in cells.items():
         finals = [f for f in (_final(r["curves"]["heldout_accuracy"]) for r in members) if f is not None]
         wrong = [f for f in (_final(r["curves"]["wrong_steps_among_correct"]) for r in members) if f is not None]
         greedy = [f for f in (_final(r["curves"]["heldout_greedy_accuracy"]) for r in members) if f is not None]
-        steps = [steps_to(r["curves"], target) if target is not None else None for r in members]
+        steps = [steps_to(r["curves"], targets[r["seed"]]) if r["seed"] in targets else None for r in members]
         step_s = [statistics.fmean(r["curves"]["step_s"][1:] or r["curves"]["step_s"]) for r in members]
         judge = [statistics.fmean(r["curves"]["judge_tokens_per_policy_token"]) for r in members]
         out["cells"][name] = {
@@ -55,25 +60,25 @@ def summarize(runs: list[dict]) -> dict:
             "steps_to_target": steps, "step_s": statistics.fmean(step_s), "judge_tokens_per_policy_token": statistics.fmean(judge),
             "total_steps": members[0]["curves"]["step"][-1] if members[0]["curves"]["step"] else 0,
         }
-    out["ratio"] = _ratio(cells, target)
+    out["ratio"] = _ratio(cells, targets)
     return out
 
 
-def _ratio(cells: dict[str, list[dict]], target: float | None) -> dict | None:
-    """Median over shared seeds of CAPO's over GRPO's steps to the target. A CAPO run that never
-    reaches it counts with its total steps and the ratio is reported as a lower bound."""
-    if target is None or "capo" not in cells or "grpo" not in cells:
+def _ratio(cells: dict[str, list[dict]], targets: dict[int, float]) -> dict | None:
+    """Median over seeds of CAPO's over GRPO's steps to that seed's target. A CAPO run that
+    never reaches it counts with its total steps and the ratio is reported as a lower bound."""
+    if not targets or "capo" not in cells or "grpo" not in cells:
         return None
-    grpo = {r["seed"]: steps_to(r["curves"], target) for r in cells["grpo"]}
+    grpo = {r["seed"]: steps_to(r["curves"], targets[r["seed"]]) for r in cells["grpo"] if r["seed"] in targets}
     if grpo and all(g == 0 for g in grpo.values()):
         # GRPO ended no higher than it started: the target needs no training, a ratio would say nothing.
         return {"median": None, "per_seed": [], "lower_bound": False, "no_gain": True}
     ratios, censored = [], False
     for run in cells["capo"]:
         g = grpo.get(run["seed"])
-        if not g:  # never reached (None) or reached untrained (0): no ratio for this seed
+        if not g:  # no GRPO run of this seed, or its target needed no training (0)
             continue
-        c = steps_to(run["curves"], target)
+        c = steps_to(run["curves"], targets[run["seed"]])
         if c is None:
             c, censored = run["curves"]["step"][-1], True
         ratios.append(c / g)
@@ -112,7 +117,8 @@ def write_table(path: Path, result: dict) -> None:
         f"{' '.join(result['machine'].get('flags', []))}, load at the end {' '.join(result['machine'].get('load', []))}. "
         f"Study wall-clock {result['study_wall_s'] / 60:.1f} min.", "",
         f"Settings: {result['settings']}, RL lr {result['lr']}.", "",
-        f"Target accuracy (GRPO's final held-out accuracy, mean over seeds): {_fmt(s['target'])}", "",
+        "Target accuracy: GRPO's final held-out accuracy of the same seed ("
+        + ", ".join(f"seed {seed}: {_fmt(t)}" for seed, t in sorted(s["targets"].items())) + f"; mean {_fmt(s['target'])})", "",
         "Held-out accuracy: samples at the rollout temperature (avg@k, the policy RL trains); greedy: pass@1. "
         "Wrong steps among correct: sampled correct answers with a step the noise-free checks flag.", "",
         "| cell | seeds | start acc | final held-out acc | sd | final greedy acc | steps to target (per seed) | wrong steps among correct | s/step | judge tok / policy tok |",

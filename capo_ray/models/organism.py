@@ -17,6 +17,9 @@ Why these choices (docs/learning-study.md has the measurements):
   slips the next step ignores (right final answer, a wrong step: what outcome rewards miss).
   Trained with the SFT command's plain-torch learner (``capo_ray.sft``), batch 32, after a
   curriculum from 1-2 operations to 3-6.
+- **Variants** (``RECIPES``): organism-habit adds a confident mistake (a habit of one wrong
+  product); organism-hidden puts that habit on chains where a later "* 0" often cancels it, so
+  the same mistake is sometimes seen by the outcome reward and sometimes not.
 
 ``organism_path()`` builds it once into the model cache (``~/.cache/capo_ray/models``); later
 runs, tests and the study reuse it. ``python -m capo_ray.models.organism`` builds and measures.

@@ -25,6 +25,18 @@ def test_steps_to_target_and_headline_ratio():
                                  "wrong steps among correct CAPO 0.10, GRPO 0.10; 1 seed)")
 
 
+def test_each_seed_is_paired_with_its_own_grpo_final_so_no_seed_drops_out():
+    runs = [_run("grpo", 0, [0.2, 0.4, 0.6, 0.6]), _run("grpo", 1, [0.2, 0.3, 0.4, 0.4]),
+            _run("capo", 0, [0.3, 0.6, 0.6, 0.6]), _run("capo", 1, [0.4, 0.5, 0.5, 0.5])]
+    summary = summarize(runs)
+    assert summary["targets"] == {0: 0.6, 1: 0.4}
+    assert summary["cells"]["grpo"]["steps_to_target"] == [15, 15]
+    assert summary["cells"]["capo"]["steps_to_target"] == [10, 5]
+    # with one target (the mean of GRPO's finals, 0.5) seed 1's GRPO would never reach it and
+    # the seed where GRPO was slowest would leave the median
+    assert summary["ratio"]["per_seed"] == [10 / 15, 5 / 15] and summary["ratio"]["median"] == 0.5
+
+
 def test_capo_that_never_reaches_the_target_is_a_lower_bound():
     runs = [_run("grpo", 0, [0.3, 0.5, 0.5]), _run("capo", 0, [0.1, 0.1, 0.2])]
     line = headline(summarize(runs))
