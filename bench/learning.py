@@ -3,12 +3,13 @@
     python bench/learning.py --quick          # about 11 min on 2 cores: CAPO vs GRPO, 1 seed
     python bench/learning.py                  # full: 5 seeds + the ablation grid
     python bench/learning.py --smoke          # 1 seed, 2 steps, both algorithms (a test)
-    python bench/learning.py --quick --organism organism-habit   # from the organism with a confident mistake
+    python bench/learning.py --quick --organism organism   # a control: random slips only, no hidden habit
     python bench/learning.py --quick --seeds 5 --resume --out <folder>   # add seeds to a finished study
 
 Every run is the real trainer (``python -m capo_ray.train`` in a subprocess: the same Ray
 actors, vLLM rollout engine, DeepSpeed learner and arith critic as any run) started from the
-same organism (``model=organism``, built once into the model cache) on the ``chain`` task,
+same organism (``model=organism``, by default ``model.path=organism-hidden``, built once into the
+model cache) on the chain task the organism learned,
 with the same seeds and data for both algorithms. The study only launches runs and reads their
 ``metrics.jsonl``: its own cost is a process start per run.
 
@@ -64,8 +65,13 @@ MODES = {
     "smoke": Mode(seeds=1, steps=2, prompts=2, samples=4, eval_every=1, eval_limit=4, model="organism-small",
                   max_new_tokens=32, eval_k=2, timeout_s=600),
     # 16 x 8 responses a step: at 8 x 8 one step's gradient was mostly noise (docs/learning-study.md).
-    "quick": Mode(seeds=1, steps=60, prompts=16, samples=8, eval_every=10, eval_limit=256, eval_k=4, model="organism"),
-    "full": Mode(seeds=5, steps=150, prompts=16, samples=8, eval_every=10, eval_limit=256, eval_k=4, model="organism",
+    # organism-hidden by default: its habit is the mistake step credit is for, one an outcome
+    # reward sometimes sees and sometimes cannot (a later "* 0" hides it); organism and
+    # organism-habit are the controls where every error is one the outcome penalises (or one
+    # the policy routes around), and there CAPO gains no accuracy (docs/learning-study.md).
+    "quick": Mode(seeds=1, steps=60, prompts=16, samples=8, eval_every=10, eval_limit=256, eval_k=4,
+                  model="organism-hidden"),
+    "full": Mode(seeds=5, steps=150, prompts=16, samples=8, eval_every=10, eval_limit=256, eval_k=4, model="organism-hidden",
                  ablation_seeds=2, timeout_s=3600),
 }
 
@@ -231,7 +237,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from capo_ray.models.organism import RECIPES
 
     p.add_argument("--organism", choices=[name for name in RECIPES if name != "organism-small"],
-                   help="the policy RL starts from (default organism; organism-habit adds a confident mistake)")
+                   help="the policy RL starts from (default organism-hidden; the controls: organism, organism-habit)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a trainer override for every run, after the study's own (repeatable)")
     return p.parse_args(argv)

@@ -17,8 +17,10 @@ def test_organism_flag_starts_every_run_from_that_organism_on_its_own_task(tmp_p
         # RL asks the problems the organism learned: its value range and its "* 0" share
         assert (cfg.data.name, cfg.data.max_value, cfg.data.operand_max) == ("chain", HIDDEN.max_value, HIDDEN.operand_max)
         assert cfg.data.zero_share == HIDDEN.zero_share and cfg.data.seed == 1 and cfg.critic.seed == 1
-    _, default = chosen_mode(parse_args(["--quick"]))
-    assert compose_config(run_overrides(default, MAIN[0], 0, tmp_path, 1e-4)).data.zero_share == 0
+    _, control = chosen_mode(parse_args(["--quick", "--organism", "organism"]))
+    assert compose_config(run_overrides(control, MAIN[0], 0, tmp_path, 1e-4)).data.zero_share == 0
+    # the study's default is the organism whose mistake the outcome sometimes cannot see
+    assert chosen_mode(parse_args(["--quick"]))[1].model == chosen_mode(parse_args([]))[1].model == "organism-hidden"
 
 
 def test_resume_reuses_only_a_finished_run_of_the_same_configuration(tmp_path):
