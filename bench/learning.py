@@ -9,8 +9,9 @@
 Every run is the real trainer (``python -m capo_ray.train`` in a subprocess: the same Ray
 actors, vLLM rollout engine, DeepSpeed learner and arith critic as any run) started from the
 same organism (``model=organism``, by default ``model.path=organism-hidden``, built once into the
-model cache) on the chain task it learned, with the same seeds and data for both algorithms. The study only launches runs and reads their
-``metrics.jsonl``: its own cost is a process start per run.
+model cache) on the chain task it learned, with the same seeds and data for both algorithms.
+The study only launches runs and reads their ``metrics.jsonl``: its own cost is a process
+start per run.
 
 Held-out accuracy is the trainer's periodic evaluation on the chain held-out stream
 (``trainer.eval_every``), starting with the untrained organism (``trainer.eval_before_train``):
