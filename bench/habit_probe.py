@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             # The organism writes every number below 100 as one token; other tokenizers may not.
             h, r = (tok.encode(str(v), add_special_tokens=False) for v in (habit_value, right_value))
             if len(h) == 1 and len(r) == 1:
-                row = (float(probs[h[0]]), float(probs[r[0]]), int(int(probs.argmax()) == h[0]), 1)
+                row = (float(probs[h[0]]), float(probs[r[0]]), int(probs.argmax().item() == h[0]), 1)
                 sums[hidden] = [a + b for a, b in zip(sums[hidden], row)]
     total = [a + b for a, b in zip(sums[True], sums[False])]
     if not total[3]:

@@ -209,8 +209,9 @@ class SolutionErrors:
 
     ``habit`` is a *systematic* error instead: on a multiplication step, the share of
     solutions that write one multiple too many (``x * b = x * (b + 1)``, later steps build on
-    it; never on "* 0", which stays the chain's cancelling step). Random errors leave the policy unsure where it errs (its mistakes spread over many
-    values); a habit is one wrong value the policy learns to prefer, a confident mistake.
+    it; never on "* 0", which stays the chain's cancelling step). Random errors leave the
+    policy unsure where it errs (its mistakes spread over many values); a habit is one wrong
+    value the policy learns to prefer, a confident mistake.
     A habit step is drawn first; the random errors share the remaining draws."""
 
     propagate: float = 0.0
